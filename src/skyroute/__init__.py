@@ -1,0 +1,2 @@
+"""skyroute: a multi-cloud LLM gateway."""
+__version__ = "0.1.0"
