@@ -1,0 +1,135 @@
+"""``POST /v1/chat/completions``: OpenAI in, any OpenAI-family deployment out.
+
+The handler decodes the body once, asks the attempt loop for a deployment, and relays
+the answer. One attempt is: build the upstream request, send it, and read far enough to
+know the deployment really answers (the whole body for a plain request, the first event
+for a stream). Until then a failure is free to fail over; after it, a stream can only end
+with an in-band error.
+"""
+
+from __future__ import annotations
+
+from skyroute.api.context import RequestContext
+from skyroute.api.openai_stream import OpenStream, open_stream, relay_stream
+from skyroute.api.responses import JSON, base_headers, send_json
+from skyroute.api.state import GatewayState
+from skyroute.core.errors import GatewayError, ModelNotFound
+from skyroute.core.usage import Usage
+from skyroute.providers.base import map_transport_error
+from skyroute.routing.attempts import Served
+from skyroute.routing.deployment import DeploymentState
+from skyroute.transport.client import Response
+from skyroute.transport.errors import TransportError
+from skyroute.wire.openai import ChatRequest, parse_chat_request, probe_response, upstream_chat_body
+
+_MAX_ERROR_BODY = 1 << 20
+_MAX_RESPONSE_BODY = 64 << 20
+
+
+class _Answer:
+    """A complete non-stream answer, relayed as the bytes the upstream sent."""
+
+    __slots__ = ("body", "usage")
+
+    def __init__(self, body: bytes, usage: Usage | None) -> None:
+        self.body = body
+        self.usage = usage
+
+
+class ChatCompletions:
+    def __init__(self, state: GatewayState) -> None:
+        self._state = state
+
+    async def __call__(self, ctx: RequestContext) -> None:
+        request = parse_chat_request(ctx.body)
+        if request.model not in self._state.routes:
+            raise ModelNotFound(request.model)
+        est_tokens = request.prompt_chars // 4
+
+        async def attempt(deployment: DeploymentState, number: int, remaining: float):  # type: ignore[no-untyped-def]
+            return await self._attempt(ctx, request, deployment, number, remaining)
+
+        served = await self._state.attempts.run(request.model, attempt, est_tokens=est_tokens)
+        headers = served_headers(ctx.request_id, served)
+        result = served.result
+        if isinstance(result, _Answer):
+            self._record_tokens(served.deployment, result.usage)
+            await send_json(ctx.send, 200, result.body, headers)
+        else:
+            usage = await relay_stream(self._state, ctx, request, result, headers, served)
+            self._record_tokens(served.deployment, usage)
+
+    async def _attempt(
+        self,
+        ctx: RequestContext,
+        request: ChatRequest,
+        deployment: DeploymentState,
+        number: int,
+        remaining: float,
+    ) -> _Answer | OpenStream:
+        state = self._state
+        provider = state.providers[deployment.config.provider]
+        timeouts = state.route_of[deployment.key].config.timeouts
+        body = upstream_chat_body(request, deployment.config.model)
+        upstream = await provider.chat_request(
+            deployment.config.model,
+            body,
+            stream=request.stream,
+            request_id=ctx.request_id,
+            attempt=number,
+        )
+        started = state.clock()
+        first_byte = min(timeouts.first_token, remaining)
+        try:
+            response = await state.client.request(
+                upstream.method,
+                upstream.url,
+                upstream.headers,
+                upstream.body,
+                connect_timeout=min(timeouts.connect, remaining),
+                header_timeout=first_byte,
+            )
+        except TransportError as exc:
+            raise map_transport_error(exc) from None
+        try:
+            if response.status >= 300:
+                raise await self._upstream_error(provider, response, timeouts.idle)
+            if request.stream:
+                left = max(0.001, started + first_byte - state.clock())
+                return await open_stream(provider, response, left)
+            return await self._read_answer(response, timeouts.idle)
+        except BaseException:
+            response.close()
+            raise
+
+    async def _upstream_error(self, provider, response: Response, idle: float) -> GatewayError:  # type: ignore[no-untyped-def]
+        try:
+            body = await response.read(limit=_MAX_ERROR_BODY, timeout=idle)
+        except TransportError:
+            body = b""
+        finally:
+            response.close()
+        return provider.map_error(response.status, response, body, self._state.wall_clock())
+
+    async def _read_answer(self, response: Response, idle: float) -> _Answer:
+        try:
+            body = await response.read(limit=_MAX_RESPONSE_BODY, timeout=idle)
+        except TransportError as exc:
+            raise map_transport_error(exc) from None
+        finally:
+            response.close()
+        return _Answer(body, probe_response(body))
+
+    def _record_tokens(self, deployment: DeploymentState, usage: Usage | None) -> None:
+        if usage is not None:
+            deployment.quota.record_tokens(self._state.clock(), usage.tokens)
+
+
+def served_headers(request_id: str, served: Served[object]) -> list[tuple[bytes, bytes]]:
+    content = JSON if isinstance(served.result, _Answer) else b"text/event-stream"
+    headers = base_headers(request_id, content)
+    config = served.deployment.config
+    headers.append((b"x-skyroute-provider", config.provider.encode()))
+    headers.append((b"x-skyroute-deployment", config.model.encode()))
+    headers.append((b"x-skyroute-attempts", str(served.attempts).encode()))
+    return headers

@@ -1,0 +1,115 @@
+"""``skyroute``: serve, check, emulate, demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from skyroute.core.config import ConfigError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return int(args.run(args) or 0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="skyroute", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", help="path to skyroute.yaml (default: $SKYROUTE_CONFIG)")
+    serve.add_argument("--host", help="listen address (default: server.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default: server.port, 4000)")
+    serve.add_argument(
+        "--demo", action="store_true", help="run against built-in emulated clouds (no config)"
+    )
+    serve.set_defaults(run=_serve)
+
+    check = commands.add_parser("check", help="validate a config file and exit")
+    check.add_argument("--config", help="path to skyroute.yaml (default: $SKYROUTE_CONFIG)")
+    check.set_defaults(run=_check)
+
+    emulate = commands.add_parser("emulate", help="run an emulated cloud, for tests and demos")
+    emulate.add_argument("flavor", choices=["openai", "azure"])
+    emulate.add_argument("--host", default="127.0.0.1")
+    emulate.add_argument("--port", type=int, default=8000)
+    emulate.add_argument("--api-key", help="the key clients must present")
+    emulate.set_defaults(run=_emulate)
+
+    demo = commands.add_parser(
+        "demo", help="scripted failover run against emulated clouds, printing who served what"
+    )
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _config_path(args: argparse.Namespace) -> str | None:
+    import os
+
+    return args.config or os.environ.get("SKYROUTE_CONFIG")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.demo:
+        from skyroute.server.demo import serve_demo
+
+        serve_demo(host=args.host or "127.0.0.1", port=args.port or 4000)
+        return 0
+    path = _config_path(args)
+    if path is None:
+        print("skyroute serve: --config (or SKYROUTE_CONFIG) is required; or try --demo",
+              file=sys.stderr)
+        return 2
+    from skyroute.server.config_loader import load_config
+    from skyroute.server.run import serve
+    from skyroute.server.app import create_app
+    from skyroute.telemetry.logs import collect_secrets, configure_logging
+
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        _print_errors(exc)
+        return 1
+    configure_logging(config.server.log_level, collect_secrets(config))
+    serve(create_app(config), args.host or config.server.host, args.port or config.server.port)
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    path = _config_path(args)
+    if path is None:
+        print("skyroute check: --config (or SKYROUTE_CONFIG) is required", file=sys.stderr)
+        return 2
+    from skyroute.server.config_loader import load_config
+
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        _print_errors(exc)
+        return 1
+    print(f"{path}: OK ({len(config.providers)} providers, {len(config.models)} models)")
+    return 0
+
+
+def _print_errors(exc: ConfigError) -> None:
+    for line in exc.errors:
+        print(f"error: {line}", file=sys.stderr)
+
+
+def _emulate(args: argparse.Namespace) -> int:
+    from skyroute.emulators.runner import run_emulator_forever
+
+    run_emulator_forever(args.flavor, args.host, args.port, args.api_key)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from skyroute.server.demo import run_scripted_demo
+
+    return run_scripted_demo()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

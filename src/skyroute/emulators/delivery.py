@@ -1,0 +1,134 @@
+"""How a response reaches the client: whole or streamed, and broken on purpose by a fault.
+
+Faults that strike before any response (status, reset, hang, delay) are played by
+`play_preface`; those that strike inside a body (cut, stall, malformed, stream_error,
+slow_first_token, no_done) by `send_body` and `send_stream`. Stream faults strike after
+`after_tokens` content events (tokens or tool-argument fragments), or before the finish
+chunk if the answer is shorter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from typing import assert_never
+
+import msgspec
+
+from skyroute.emulators.chat import EventKind, StreamEvent
+from skyroute.emulators.faults import (
+    CutFault,
+    DelayFault,
+    Fault,
+    HangFault,
+    MalformedFault,
+    NoDoneFault,
+    ResetFault,
+    SlowFirstTokenFault,
+    StallFault,
+    StreamErrorFault,
+)
+from skyroute.emulators.http import Responder
+from skyroute.emulators.openai_wire import ErrorBody, ErrorDetail
+
+__all__ = ["Headers", "play_preface", "send_body", "send_stream"]
+
+Headers = Sequence[tuple[str, str]]
+
+_ENCODER = msgspec.json.Encoder()
+_BROKEN_JSON = b'{"choices": ['
+_MALFORMED = b"data: " + _BROKEN_JSON + b"\n\n"
+_MidStreamFault = CutFault | StallFault | MalformedFault | StreamErrorFault
+
+
+async def play_preface(fault: Fault | None, responder: Responder) -> bool:
+    """Play a fault that strikes before the response; True if it ended the exchange.
+
+    A `status` fault is not played here: its body is the flavor's error shape.
+    """
+    match fault:
+        case ResetFault():
+            responder.reset()
+            return True
+        case HangFault():
+            await responder.wait_disconnect()
+            responder.cut()
+            return True
+        case DelayFault(seconds=seconds):
+            await asyncio.sleep(seconds)
+    return False
+
+
+async def send_body(
+    responder: Responder, status: int, body: bytes, headers: Headers, fault: Fault | None
+) -> None:
+    """Send a whole (non-streamed) body, broken as the fault says."""
+    match fault:
+        case CutFault():
+            responder.send_truncated(status, body, len(body) // 2, headers)
+        case StallFault(seconds=seconds):
+            await responder.wait_disconnect(seconds)
+            responder.cut()
+        case MalformedFault():
+            responder.send(status, _BROKEN_JSON, headers)
+        case SlowFirstTokenFault(seconds=seconds):
+            await asyncio.sleep(seconds)
+            responder.send(status, body, headers)
+        case StreamErrorFault():
+            responder.send(500, _error_body(fault), headers)
+        case _:
+            responder.send(status, body, headers)
+
+
+async def send_stream(
+    responder: Responder, headers: Headers, events: Iterable[StreamEvent], fault: Fault | None
+) -> None:
+    """Stream SSE events in chunked encoding, broken as the fault says."""
+    responder.start(200, headers)
+    if isinstance(fault, SlowFirstTokenFault):
+        await asyncio.sleep(fault.seconds)
+    strike = fault if isinstance(fault, _MidStreamFault) else None
+    sent = 0
+    for event in events:
+        if (
+            strike is not None
+            and event.kind is not EventKind.PRELUDE
+            and sent >= strike.after_tokens
+        ):
+            if not await _strike(responder, strike):
+                return
+            strike = None
+        if event.kind is EventKind.DONE and isinstance(fault, NoDoneFault):
+            continue
+        await responder.write(event.data)
+        if event.kind is EventKind.CONTENT:
+            sent += 1
+    if isinstance(fault, NoDoneFault) and fault.hold > 0:
+        await responder.wait_disconnect(fault.hold)
+    responder.end()
+
+
+async def _strike(responder: Responder, fault: _MidStreamFault) -> bool:
+    """Play a mid-stream fault; True if the stream goes on afterwards."""
+    match fault:
+        case CutFault():
+            responder.cut()
+            return False
+        case StallFault(seconds=seconds):
+            await responder.wait_disconnect(seconds)
+            responder.cut()
+            return False
+        case MalformedFault():
+            await responder.write(_MALFORMED)
+            return True
+        case StreamErrorFault():
+            await responder.write(b"data: " + _error_body(fault) + b"\n\n")
+            responder.end()
+            return False
+        case _:
+            assert_never(fault)
+
+
+def _error_body(fault: StreamErrorFault) -> bytes:
+    detail = ErrorDetail(message=fault.message, type=fault.type, code=fault.code)
+    return _ENCODER.encode(ErrorBody(detail))

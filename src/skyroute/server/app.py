@@ -1,0 +1,246 @@
+"""The ASGI application: route table, body limits, request ids, the error edge.
+
+A plain ASGI callable (no framework): measured, uvicorn with a bare ASGI app costs about
+two thirds of uvicorn with Starlette per request. Paths are matched exactly on the raw
+path as sent, so the route that authenticates a request is the route that serves it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from skyroute.api.context import Message, Receive, RequestContext, Send
+from skyroute.api.health import health, models_list, readiness
+from skyroute.api.openai_chat import ChatCompletions
+from skyroute.api.responses import send_error
+from skyroute.api.state import GatewayState
+from skyroute.core.config import Config
+from skyroute.core.errors import (
+    BodyTooLarge,
+    GatewayError,
+    InternalError,
+    InvalidRequest,
+    MethodNotAllowed,
+    RouteNotFound,
+)
+from skyroute.governance.auth import authenticate
+from skyroute.providers.entra import TokenProvider
+from skyroute.providers.registry import build_providers
+from skyroute.routing.attempts import AttemptLoop
+from skyroute.routing.plan import build_routes
+from skyroute.transport.client import HttpClient
+
+log = logging.getLogger("skyroute.server")
+
+Handler = Callable[[RequestContext], Awaitable[None]]
+_SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
+
+
+class _Route:
+    __slots__ = ("handler", "method", "needs_auth", "reads_body")
+
+    def __init__(self, method: str, handler: Handler, *, needs_auth: bool) -> None:
+        self.method = method
+        self.handler = handler
+        self.needs_auth = needs_auth
+        self.reads_body = method == "POST"
+
+
+class SkyrouteApp:
+    def __init__(self, state: GatewayState) -> None:
+        self.state = state
+        self._max_body = state.config.server.max_body_bytes
+        self._routes: dict[bytes, _Route] = {
+            b"/healthz": _Route("GET", health, needs_auth=False),
+            b"/readyz": _Route("GET", lambda ctx: readiness(state, ctx), needs_auth=False),
+            b"/v1/models": _Route("GET", lambda ctx: models_list(state, ctx), needs_auth=True),
+            b"/v1/chat/completions": _Route("POST", ChatCompletions(state), needs_auth=True),
+        }
+
+    async def __call__(self, scope: Mapping[str, Any], receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Mapping[str, Any], receive: Receive, send: Send) -> None:
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        request_id = _request_id(headers)
+        responder = _Responder(send)
+        try:
+            route = self._route_for(scope)
+            if route.needs_auth:
+                authenticate(_find(headers, b"authorization"), self.state.master_key)
+            body = await _read_body(receive, headers, self._max_body) if route.reads_body else b""
+            ctx = RequestContext(
+                method=scope["method"],
+                path=scope["path"],
+                headers=headers,
+                body=body,
+                request_id=request_id,
+                send=responder,
+            )
+            if route.reads_body:
+                await _cancel_on_disconnect(route.handler(ctx), receive, responder)
+            else:
+                await route.handler(ctx)
+        except _ClientGone:
+            return
+        except GatewayError as error:
+            if not responder.started:
+                await send_error(send, request_id, error)
+        except Exception:
+            log.exception("unhandled error", extra={"request_id": request_id})
+            if not responder.started:
+                await send_error(send, request_id, InternalError())
+
+    def _route_for(self, scope: Mapping[str, Any]) -> _Route:
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        route = self._routes.get(raw_path.partition(b"?")[0])
+        if route is None:
+            raise RouteNotFound()
+        if scope["method"] != route.method:
+            raise MethodNotAllowed()
+        return route
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def aclose(self) -> None:
+        for provider in self.state.providers.values():
+            await provider.aclose()
+        await self.state.client.aclose()
+
+
+class _ClientGone(Exception):
+    """The client disconnected before its request body was complete."""
+
+
+class _Responder:
+    """Wraps ASGI ``send`` to know whether the response has started (then errors go
+    in-band instead of as a status) and to stop the disconnect watcher at the end."""
+
+    __slots__ = ("_send", "finished", "started")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+        self.finished = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        elif not message.get("more_body", False):
+            self.finished = True
+        await self._send(message)
+
+
+async def _cancel_on_disconnect(work: Awaitable[None], receive: Receive, responder: _Responder) -> None:
+    """Run ``work``; if the client goes away first, cancel it (and so the upstream call)."""
+    task = asyncio.current_task()
+    assert task is not None
+
+    async def watch() -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                if not responder.finished:
+                    task.cancel("client disconnected")
+                return
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await work
+    except asyncio.CancelledError:
+        if watcher.done() and not watcher.cancelled() and not responder.finished:
+            # Our own cancellation: the client left. Nothing to answer, nothing to log.
+            task.uncancel()
+            return
+        raise
+    finally:
+        watcher.cancel()
+
+
+async def _read_body(receive: Receive, headers: list[tuple[bytes, bytes]], limit: int) -> bytes:
+    declared = _find(headers, b"content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise InvalidRequest("Invalid Content-Length header.")
+        if int(declared) > limit:
+            raise BodyTooLarge(limit)
+    content_type = _find(headers, b"content-type")
+    if content_type is not None and not _is_json(content_type):
+        raise InvalidRequest("Content-Type must be application/json.")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _is_json(content_type: bytes) -> bool:
+    media = content_type.partition(b";")[0].strip().lower()
+    return media == b"application/json" or media.endswith(b"+json")
+
+
+def _find(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
+    given = _find(headers, b"x-request-id")
+    if given is not None and _SAFE_REQUEST_ID.fullmatch(given):
+        return given.decode()
+    return os.urandom(12).hex()
+
+
+def create_app(
+    config: Config,
+    *,
+    client: HttpClient | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], float] = time.time,
+    rng: random.Random | None = None,
+    token_providers: Mapping[str, TokenProvider] | None = None,
+) -> SkyrouteApp:
+    """Build the whole object graph from a validated config; tests pass their own effects."""
+    assert config.auth.master_key is not None, "validated configs always have a master key"
+    client = client or HttpClient()
+    routes = build_routes(config.models)
+    state = GatewayState(
+        config=config,
+        master_key=config.auth.master_key,
+        routes=routes,
+        providers=build_providers(config.providers, client, token_providers),
+        client=client,
+        attempts=AttemptLoop(routes, clock=clock, rng=rng or random.Random()),
+        clock=clock,
+        wall_clock=wall_clock,
+    )
+    return SkyrouteApp(state)

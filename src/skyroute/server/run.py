@@ -1,0 +1,60 @@
+"""Running the app under uvicorn, with a drain on SIGTERM.
+
+On SIGTERM (or SIGINT) readiness fails at once and uvicorn stops accepting; streams in
+flight keep going until ``server.drain_seconds`` and are then ended with an in-band
+``server_shutting_down`` error; uvicorn's own graceful timeout, a little longer, is the
+backstop for anything still running.
+"""
+
+from __future__ import annotations
+
+import time
+from types import FrameType
+
+import uvicorn
+
+from skyroute.server.app import SkyrouteApp
+
+# uvicorn's backstop comes this long after our drain deadline, so our error events win.
+_BACKSTOP = 3
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, app: SkyrouteApp) -> None:
+        super().__init__(config)
+        self._app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        state = self._app.state
+        state.lifecycle.begin_drain(time.monotonic(), state.config.server.drain_seconds)
+        super().handle_exit(sig, frame)
+
+
+def uvicorn_config(app: SkyrouteApp, host: str, port: int) -> uvicorn.Config:
+    server = app.state.config.server
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop=_best_loop(),
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        log_level=server.log_level,
+        server_header=False,
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=int(server.drain_seconds) + _BACKSTOP,
+    )
+
+
+def serve(app: SkyrouteApp, host: str, port: int) -> None:
+    DrainingServer(uvicorn_config(app, host, port), app).run()
+
+
+def _best_loop() -> str:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
