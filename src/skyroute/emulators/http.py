@@ -2,8 +2,8 @@
 
 Why not uvicorn or another ASGI server: the emulators must misbehave on purpose at the socket
 level (a TCP reset before any byte, a chunked body that never terminates, a stall with the
-socket open), which an ASGI server hides from the application. So the responder here talks to
-the asyncio transport directly.
+socket open), which an ASGI server hides from the application. So the responder
+(`responder.py`) writes onto the asyncio transport directly.
 
 What it does: keep-alive, pipelined requests answered in order, Content-Length and chunked
 request bodies (httptools de-chunks them), a request body limit, and responses either with a
@@ -16,19 +16,18 @@ a fault (delay, hang, stall) stops at once.
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import socket
 import struct
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
-from http import HTTPStatus
-from types import MappingProxyType
+from collections.abc import Awaitable, Callable
 from typing import cast
 from urllib.parse import parse_qs
 
 import httptools
 import msgspec
+
+from skyroute.emulators.responder import ClientGone, Responder
 
 __all__ = [
     "ClientGone",
@@ -42,11 +41,7 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-_STATUS_LINES = MappingProxyType(
-    {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus}
-)
 _LINGER_NOW = struct.pack("ii", 1, 0)
-_LAST_CHUNK = b"0\r\n\r\n"
 _FLUSH_AT = 64 * 1024
 
 
@@ -78,7 +73,7 @@ class _Refusal(msgspec.Struct, frozen=True):
     status: int
 
 
-Handler = Callable[[Request, "Responder"], Awaitable[None]]
+Handler = Callable[[Request, Responder], Awaitable[None]]
 
 
 class ConnectionSet:
