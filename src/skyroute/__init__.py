@@ -1,2 +1,3 @@
 """skyroute: a multi-cloud LLM gateway."""
+
 __version__ = "0.1.0"

@@ -59,12 +59,14 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     path = _config_path(args)
     if path is None:
-        print("skyroute serve: --config (or SKYROUTE_CONFIG) is required; or try --demo",
-              file=sys.stderr)
+        print(
+            "skyroute serve: --config (or SKYROUTE_CONFIG) is required; or try --demo",
+            file=sys.stderr,
+        )
         return 2
+    from skyroute.server.app import create_app
     from skyroute.server.config_loader import load_config
     from skyroute.server.run import serve
-    from skyroute.server.app import create_app
     from skyroute.telemetry.logs import collect_secrets, configure_logging
 
     try:

@@ -77,7 +77,9 @@ WEATHER_TOOL = {
 
 def test_tool_call_plain(client: openai.OpenAI) -> None:
     reply = client.chat.completions.create(
-        model="gpt-4o", messages=hello("Weather in Paris?"), tools=[WEATHER_TOOL],
+        model="gpt-4o",
+        messages=hello("Weather in Paris?"),
+        tools=[WEATHER_TOOL],
         tool_choice="required",
     )
     choice = reply.choices[0]
@@ -90,8 +92,11 @@ def test_tool_call_plain(client: openai.OpenAI) -> None:
 
 def test_tool_call_streamed(client: openai.OpenAI) -> None:
     stream = client.chat.completions.create(
-        model="gpt-4o", messages=hello("Weather in Paris?"), tools=[WEATHER_TOOL],
-        tool_choice={"type": "function", "function": {"name": "get_weather"}}, stream=True,
+        model="gpt-4o",
+        messages=hello("Weather in Paris?"),
+        tools=[WEATHER_TOOL],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        stream=True,
     )
     names, arguments, finish = [], "", None
     for chunk in stream:
@@ -108,15 +113,21 @@ def test_tool_call_streamed(client: openai.OpenAI) -> None:
 def test_json_schema_response(client: openai.OpenAI) -> None:
     schema = {
         "type": "object",
-        "properties": {"name": {"type": "string"}, "age": {"type": "integer"},
-                       "tags": {"type": "array", "items": {"type": "string"}}},
+        "properties": {
+            "name": {"type": "string"},
+            "age": {"type": "integer"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+        },
         "required": ["name", "age", "tags"],
         "additionalProperties": False,
     }
     reply = client.chat.completions.create(
-        model="gpt-4o", messages=hello("Describe a person"),
-        response_format={"type": "json_schema",
-                         "json_schema": {"name": "person", "schema": schema, "strict": True}},
+        model="gpt-4o",
+        messages=hello("Describe a person"),
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "person", "schema": schema, "strict": True},
+        },
     )
     document = json.loads(reply.choices[0].message.content)
     assert isinstance(document["name"], str) and isinstance(document["age"], int)
@@ -124,22 +135,34 @@ def test_json_schema_response(client: openai.OpenAI) -> None:
 
 
 def test_images_pass_through(client: openai.OpenAI, azure) -> None:
-    pixel = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    pixel = (
+        "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
+        "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    )
     reply = client.chat.completions.create(
         model="gpt-4o",
-        messages=[{"role": "user", "content": [
-            {"type": "text", "text": "What is in these pictures?"},
-            {"type": "image_url", "image_url": {"url": pixel}},
-            {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
-        ]}],
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is in these pictures?"},
+                    {"type": "image_url", "image_url": {"url": pixel}},
+                    {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+                ],
+            }
+        ],
     )
     assert "2 image" in reply.choices[0].message.content
 
 
 def test_n_stop_seed_and_reasoning_fields_pass_through(client: openai.OpenAI) -> None:
     reply = client.chat.completions.create(
-        model="gpt-4o", messages=hello("one two three four five"), n=2, seed=7,
-        stop=["three"], reasoning_effort="low",
+        model="gpt-4o",
+        messages=hello("one two three four five"),
+        n=2,
+        seed=7,
+        stop=["three"],
+        reasoning_effort="low",
     )
     assert [c.index for c in reply.choices] == [0, 1]
     assert all("three" not in (c.message.content or "") for c in reply.choices)

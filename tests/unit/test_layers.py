@@ -20,10 +20,28 @@ ALLOWED: dict[str, set[str]] = {
     "store": {"core"},
     "telemetry": {"core"},
     "emulators": {"core", "wire", "transport"},
-    "api": {"core", "wire", "transport", "providers", "routing", "governance", "store",
-            "telemetry"},
-    "server": {"core", "wire", "transport", "providers", "routing", "governance", "store",
-               "telemetry", "api", "emulators"},
+    "api": {
+        "core",
+        "wire",
+        "transport",
+        "providers",
+        "routing",
+        "governance",
+        "store",
+        "telemetry",
+    },
+    "server": {
+        "core",
+        "wire",
+        "transport",
+        "providers",
+        "routing",
+        "governance",
+        "store",
+        "telemetry",
+        "api",
+        "emulators",
+    },
 }
 
 

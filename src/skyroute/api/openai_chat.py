@@ -96,7 +96,7 @@ class ChatCompletions:
                 raise await self._upstream_error(provider, response, timeouts.idle)
             if request.stream:
                 left = max(0.001, started + first_byte - state.clock())
-                return await open_stream(provider, response, left)
+                return await open_stream(provider, response, left, state.clock)
             return await self._read_answer(response, timeouts.idle)
         except BaseException:
             response.close()

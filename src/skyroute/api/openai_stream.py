@@ -1,14 +1,17 @@
 """Streaming chat completions: open an upstream stream, then relay it event by event.
 
-Opening waits for the first event, so a deployment that sends headers and then nothing
-(or an error event) still fails over invisibly. Relaying forwards each event's bytes as
-they came and lets a probe pick out finish reasons, usage and in-band errors. The relay
-never presents a cut stream as a success: a cut, a stall, a malformed chunk or an
-upstream error ends it with an OpenAI-format error event. A stream that has delivered
+Opening waits for the first event with model output, so a deployment that sends headers
+and then nothing, or only preliminaries and an error event, still fails over invisibly.
+Relaying forwards each event's bytes as they came and lets a probe pick out finish
+reasons, usage and in-band errors. The relay never presents a cut stream as a success:
+a cut, a stall, a malformed chunk or an upstream error ends it with an OpenAI-format
+error event. A stream that has delivered
 its usage chunk is finished at once, whether or not ``[DONE]`` follows.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from skyroute.api.context import RequestContext
 from skyroute.api.state import GatewayState
@@ -27,7 +30,13 @@ from skyroute.transport.client import Response
 from skyroute.transport.errors import ReadTimeout, TransportError
 from skyroute.transport.events import EventReader
 from skyroute.transport.sse import SSEError, SSEEvent
-from skyroute.wire.openai import DONE_EVENT, ChatRequest, error_event, probe_chunk
+from skyroute.wire.openai import (
+    DONE_EVENT,
+    ChatRequest,
+    chunk_carries_output,
+    error_event,
+    probe_chunk,
+)
 
 _DONE = b"[DONE]"
 # After the usage chunk, how long to wait for the upstream's own end of body so its
@@ -35,36 +44,61 @@ _DONE = b"[DONE]"
 _TAIL_WAIT = 0.25
 
 
+# Preliminary events (role-only deltas, Azure's prompt-filter chunk) held back while the
+# deployment has yet to produce output; past this many, the stream is committed anyway.
+_MAX_HELD = 32
+
+
 class OpenStream:
-    """An upstream stream that has produced its first event."""
+    """An upstream stream that has produced output; ``held`` are its events so far."""
 
-    __slots__ = ("first", "reader", "response")
+    __slots__ = ("held", "reader", "response")
 
-    def __init__(self, response: Response, reader: EventReader, first: SSEEvent) -> None:
+    def __init__(self, response: Response, reader: EventReader, held: list[SSEEvent]) -> None:
         self.response = response
         self.reader = reader
-        self.first = first
+        self.held = held
 
 
-async def open_stream(provider: Provider, response: Response, timeout: float) -> OpenStream:
+async def open_stream(
+    provider: Provider, response: Response, timeout: float, clock: Callable[[], float]
+) -> OpenStream:
+    """Read until the first event with model output, within ``timeout`` seconds.
+
+    Nothing has reached the client yet, so every failure here may still fail over: an
+    error event, a malformed chunk, or silence past the first-token deadline.
+    """
     reader = EventReader(response)
+    deadline = clock() + timeout
+    held: list[SSEEvent] = []
+    while True:
+        event = await _first_events(reader, max(0.001, deadline - clock()))
+        if event is None:
+            raise UpstreamUnavailable("The upstream ended the stream before any output.")
+        held.append(event)
+        if event.data == _DONE or len(held) >= _MAX_HELD:
+            return OpenStream(response, reader, held)
+        try:
+            output = chunk_carries_output(event.data)
+        except ValueError:
+            raise UpstreamProtocolError("The upstream sent a malformed stream chunk.") from None
+        if not output:
+            continue
+        if probe_chunk(event.data).failed:
+            # An error before anything reached the client: as good as an HTTP error.
+            raise provider.map_error(500, response, event.data, 0.0)
+        return OpenStream(response, reader, held)
+
+
+async def _first_events(reader: EventReader, timeout: float) -> SSEEvent | None:
     try:
-        first = await reader.next_event(timeout)
+        return await reader.next_event(timeout)
+    except ReadTimeout:
+        raise UpstreamTimeout("The upstream produced no output in time.") from None
     except TransportError as exc:
         raise map_transport_error(exc) from None
     except SSEError:
         raise UpstreamProtocolError("The upstream sent a malformed stream.") from None
-    if first is None:
-        raise UpstreamUnavailable("The upstream ended the stream before any event.")
-    if first.data != _DONE:
-        try:
-            probe = probe_chunk(first.data)
-        except ValueError:
-            raise UpstreamProtocolError("The upstream sent a malformed stream chunk.") from None
-        if probe.error is not None:
-            # An error before anything reached the client: as good as an HTTP error.
-            raise provider.map_error(500, response, first.data, 0.0)
-    return OpenStream(response, reader, first)
 
 
 class _Progress:
@@ -121,7 +155,8 @@ async def _pump(
     send,  # type: ignore[no-untyped-def]
 ) -> GatewayError | None:
     """Relay events until the stream is complete (None) or must end with an error."""
-    event: SSEEvent | None = stream.first
+    held = iter(stream.held)
+    event: SSEEvent | None = next(held)
     while True:
         if event is None:
             if progress.complete:
@@ -134,7 +169,7 @@ async def _pump(
             probe = probe_chunk(event.data)
         except ValueError:
             return UpstreamProtocolError("The upstream sent a malformed stream chunk.")
-        if probe.error is not None:
+        if probe.failed:
             return UpstreamUnavailable("The upstream reported an error mid-stream.")
         for choice in probe.choices:
             progress.seen_choices = True
@@ -148,9 +183,11 @@ async def _pump(
                 await _forward(send, event.data)
             return None
         await _forward(send, event.data)
-        event, error = await _next(state, stream, idle)
-        if error is not None:
-            return error
+        event = next(held, None)
+        if event is None:
+            event, error = await _next(state, stream, idle)
+            if error is not None:
+                return error
 
 
 async def _next(
@@ -180,7 +217,9 @@ def _shutting_down() -> GatewayError:
 
 
 async def _forward(send, data: bytes) -> None:  # type: ignore[no-untyped-def]
-    await send({"type": "http.response.body", "body": b"data: " + data + b"\n\n", "more_body": True})
+    await send(
+        {"type": "http.response.body", "body": b"data: " + data + b"\n\n", "more_body": True}
+    )
 
 
 async def _release(stream: OpenStream, progress: _Progress) -> None:

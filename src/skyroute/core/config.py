@@ -277,7 +277,9 @@ def _check_references(models: object, provider_names: set[str]) -> list[str]:
 def _check_values(config: Config) -> list[str]:
     errors = []
     if config.auth.master_key is None or not config.auth.master_key.reveal():
-        errors.append("auth.master_key: required (use an env reference like ${SKYROUTE_MASTER_KEY})")
+        errors.append(
+            "auth.master_key: required (use an env reference like ${SKYROUTE_MASTER_KEY})"
+        )
     for name, provider in config.providers.items():
         errors.extend(_check_provider(f"providers.{name}", provider))
     for name, model in config.models.items():

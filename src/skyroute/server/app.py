@@ -150,7 +150,9 @@ class _Responder:
         await self._send(message)
 
 
-async def _cancel_on_disconnect(work: Awaitable[None], receive: Receive, responder: _Responder) -> None:
+async def _cancel_on_disconnect(
+    work: Awaitable[None], receive: Receive, responder: _Responder
+) -> None:
     """Run ``work``; if the client goes away first, cancel it (and so the upstream call)."""
     task = asyncio.current_task()
     assert task is not None

@@ -93,11 +93,15 @@ def run_scripted_demo() -> int:
         print("skyroute demo against EMULATED clouds (azure-east first, local-vllm second)\n")
         _phase("1. Azure healthy: the priority tier serves", gateway.base_url, key, 3)
         azure.add_faults(_PRIMARY, [{"kind": "status", "status": 503, "repeat": True}])
-        _phase("2. Azure failing with 503: traffic moves to the next tier", gateway.base_url, key, 4)
+        _phase(
+            "2. Azure failing with 503: traffic moves to the next tier", gateway.base_url, key, 4
+        )
         azure.clear_faults()
         print("   (Azure recovers; waiting for its circuit to probe it again)")
         time.sleep(2.2)
-        _phase("3. Azure healthy again: traffic returns to the priority tier", gateway.base_url, key, 3)
+        _phase(
+            "3. Azure healthy again: traffic returns to the priority tier", gateway.base_url, key, 3
+        )
     return 0
 
 

@@ -159,6 +159,14 @@ def upstream_chat_body(request: ChatRequest, model: str) -> bytes:
 
 # --- responses ----------------------------------------------------------------------
 
+# msgspec cannot decode ``Raw | None``; an empty Raw stands for "field absent".
+_ABSENT = msgspec.Raw()
+
+
+def _present(raw: msgspec.Raw) -> bool:
+    """Whether a probed field was sent with a value (absent and ``null`` are not)."""
+    return len(raw) > 0 and bytes(raw) != b"null"
+
 
 class _ChoiceProbe(msgspec.Struct):
     index: int = 0
@@ -168,7 +176,7 @@ class _ChoiceProbe(msgspec.Struct):
 class _ResponseProbe(msgspec.Struct):
     choices: list[_ChoiceProbe] = []
     usage: Usage | None = None
-    error: msgspec.Raw | None = None
+    error: msgspec.Raw = _ABSENT
 
 
 _response_probe = msgspec.json.Decoder(_ResponseProbe)
@@ -180,7 +188,7 @@ def probe_response(raw: bytes) -> Usage | None:
         probe = _response_probe.decode(raw)
     except (msgspec.DecodeError, ValueError):
         raise UpstreamProtocolError("The upstream returned a malformed response.") from None
-    if probe.error is not None:
+    if _present(probe.error):
         raise UpstreamProtocolError("The upstream returned an error in a success response.")
     return probe.usage
 
@@ -188,10 +196,63 @@ def probe_response(raw: bytes) -> Usage | None:
 class ChunkProbe(msgspec.Struct):
     choices: list[_ChoiceProbe] = []
     usage: Usage | None = None
-    error: msgspec.Raw | None = None
+    error: msgspec.Raw = _ABSENT
+
+    @property
+    def failed(self) -> bool:
+        """The chunk is an in-band error (``{"error": {...}}``)."""
+        return _present(self.error)
 
 
 _chunk_probe = msgspec.json.Decoder(ChunkProbe)
+
+
+class _DeltaProbe(msgspec.Struct):
+    content: str | None = None
+    refusal: str | None = None
+    reasoning: str | None = None
+    reasoning_content: str | None = None
+    tool_calls: msgspec.Raw = _ABSENT
+
+
+class _OpeningChoice(msgspec.Struct):
+    delta: _DeltaProbe | None = None
+    finish_reason: str | None = None
+
+
+class _OpeningProbe(msgspec.Struct):
+    choices: list[_OpeningChoice] = []
+    usage: Usage | None = None
+    error: msgspec.Raw = _ABSENT
+
+
+_opening_probe = msgspec.json.Decoder(_OpeningProbe)
+
+
+def chunk_carries_output(data: bytes) -> bool:
+    """Whether a stream chunk holds model output (text, a tool call, reasoning, a finish
+    or usage) rather than preliminaries such as a role-only delta or Azure's
+    ``prompt_filter_results`` chunk. ``ValueError`` if malformed; in-band errors count as
+    output so the caller sees them."""
+    try:
+        probe = _opening_probe.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ValueError(str(exc)) from None
+    if _present(probe.error) or probe.usage is not None:
+        return True
+    for choice in probe.choices:
+        delta = choice.delta
+        if choice.finish_reason is not None:
+            return True
+        if delta is not None and (
+            delta.content
+            or delta.refusal
+            or delta.reasoning
+            or delta.reasoning_content
+            or _present(delta.tool_calls)
+        ):
+            return True
+    return False
 
 
 def probe_chunk(data: bytes) -> ChunkProbe:
