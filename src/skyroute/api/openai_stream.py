@@ -11,6 +11,7 @@ its usage chunk is finished at once, whether or not ``[DONE]`` follows.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from skyroute.api.context import RequestContext
@@ -131,7 +132,8 @@ async def relay_stream(
     progress = _Progress()
     idle = state.route_of[served.deployment.key].config.timeouts.idle
     try:
-        error = await _pump(state, stream, request, progress, idle, send)
+        with state.lifecycle.stream():
+            error = await _pump_until_drained(state, stream, request, progress, idle, send)
         if error is None:
             await send({"type": "http.response.body", "body": DONE_EVENT, "more_body": False})
             await _release(stream, progress)
@@ -144,6 +146,25 @@ async def relay_stream(
     finally:
         stream.response.close()
     return progress.usage
+
+
+async def _pump_until_drained(
+    state: GatewayState,
+    stream: OpenStream,
+    request: ChatRequest,
+    progress: _Progress,
+    idle: float,
+    send,  # type: ignore[no-untyped-def]
+) -> GatewayError | None:
+    """``_pump``, unless the drain deadline cancels it: then the stream is told why."""
+    try:
+        return await _pump(state, stream, request, progress, idle, send)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is None or not state.lifecycle.expired(state.clock()):
+            raise
+        task.uncancel()
+        return _shutting_down()
 
 
 async def _pump(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterator
 
 from skyroute.core.config import Config
 from skyroute.core.secret import Secret
@@ -13,16 +15,39 @@ from skyroute.transport.client import HttpClient
 
 
 class Lifecycle:
-    """Readiness and draining. ``drain_deadline`` is a monotonic time once draining."""
+    """Readiness and draining. ``drain_deadline`` is a monotonic time once draining.
+
+    Streams register while they relay; when the drain deadline passes, ``end_streams``
+    cancels those still running, and each one ends itself with an in-band
+    ``server_shutting_down`` error (it sees ``expired``) instead of a silent close.
+    """
 
     def __init__(self) -> None:
         self.draining = False
         self.drain_deadline: float | None = None
+        self._streams: set[asyncio.Task[object]] = set()
 
     def begin_drain(self, now: float, seconds: float) -> None:
         if not self.draining:
             self.draining = True
             self.drain_deadline = now + seconds
+
+    def expired(self, now: float) -> bool:
+        return self.drain_deadline is not None and now >= self.drain_deadline
+
+    @contextlib.contextmanager
+    def stream(self) -> Iterator[None]:
+        task = asyncio.current_task()
+        assert task is not None
+        self._streams.add(task)
+        try:
+            yield
+        finally:
+            self._streams.discard(task)
+
+    def end_streams(self) -> None:
+        for task in list(self._streams):
+            task.cancel("drain deadline")
 
 
 class GatewayState:

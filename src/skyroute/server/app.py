@@ -56,6 +56,7 @@ class _Route:
 class SkyrouteApp:
     def __init__(self, state: GatewayState) -> None:
         self.state = state
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._max_body = state.config.server.max_body_bytes
         self._routes: dict[bytes, _Route] = {
             b"/healthz": _Route("GET", health, needs_auth=False),
@@ -111,10 +112,24 @@ class SkyrouteApp:
             raise MethodNotAllowed()
         return route
 
+    def request_drain(self) -> None:
+        """Begin draining; safe to call from a signal handler or another thread."""
+        state = self.state
+        state.lifecycle.begin_drain(state.clock(), state.config.server.drain_seconds)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._schedule_stream_end)
+
+    def _schedule_stream_end(self) -> None:
+        assert self._loop is not None
+        deadline = self.state.lifecycle.drain_deadline or self.state.clock()
+        delay = max(0.0, deadline - self.state.clock())
+        self._loop.call_later(delay, self.state.lifecycle.end_streams)
+
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self._loop = asyncio.get_running_loop()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.aclose()

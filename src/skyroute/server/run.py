@@ -9,7 +9,7 @@ backstop for anything still running.
 from __future__ import annotations
 
 import logging
-import time
+import signal
 from types import FrameType
 
 import uvicorn
@@ -26,9 +26,12 @@ class DrainingServer(uvicorn.Server):
         self._app = app
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        state = self._app.state
-        state.lifecycle.begin_drain(time.monotonic(), state.config.server.drain_seconds)
-        super().handle_exit(sig, frame)
+        # uvicorn re-raises a captured signal after shutdown, so the process would die by
+        # SIGTERM; a drained gateway exits 0 instead. A second Ctrl-C still forces exit.
+        self._app.request_drain()
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        self.should_exit = True
 
 
 def uvicorn_config(app: SkyrouteApp, host: str, port: int) -> uvicorn.Config:

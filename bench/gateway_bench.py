@@ -1,0 +1,538 @@
+"""Benchmark: what the gateway adds to a request (latency, CPU, memory) and what it sustains.
+
+    .venv/bin/python bench/gateway_bench.py [--quick] [--out docs/performance.md]
+
+Setup (loopback only): the gateway (`skyroute serve`) is pinned to one core; the upstream
+(`skyroute emulate openai`, deterministic and fast) and the load generator share the other.
+Every number is taken side by side with the same request sent straight to the emulator, so
+"added" means gateway minus direct, same body, same client.
+
+1. Added latency at concurrency 1: plain and streamed requests, alternating between gateway
+   and emulator on one keep-alive connection each (bench/loadgen.py, "paired").
+2. Throughput at concurrency 1, 64 and 256, plain and streamed: wrk when installed (far
+   cheaper per request than any Python client), else the Python generator.
+3. Gateway CPU per request (/proc/<pid>/stat over each measured window) and RSS: idle,
+   peaks under load (VmRSS at ~10 Hz, and VmHWM), and the cost of each open stream.
+
+Needs: Linux (/proc, sched_setaffinity), 2+ cores, skyroute installed in the running
+interpreter's environment. Optional: wrk (`apt-get install -y wrk`), taskset (util-linux).
+The default run takes about 3 minutes, --quick under a minute. Results go to --out as
+Markdown (and to --json as data, if given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import select
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import procs
+import report
+import wrk_runner
+from procs import Child, RssSampler, cpu_seconds, free_port, memory_kib, pinned
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+LOADGEN = BENCH_DIR / "loadgen.py"
+
+MODEL = "gpt-4o"  # the gateway's model name is the upstream's, so both get the same body
+MASTER_KEY = "sk-bench-master"
+UPSTREAM_KEY = "sk-bench-upstream"
+HOLD_MODEL = "bench-hold"
+# Twelve words: the emulator answers "You said: <first 12 words>", one chunk per word, so a
+# stream is 18 events (role, 14 words, finish, usage, [DONE]), ~4.6 KB on the wire.
+PROMPT = "one two three four five six seven eight nine ten eleven twelve"
+PLAIN_BODY = json.dumps(
+    {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}]}, separators=(",", ":")
+)
+STREAM_BODY = json.dumps(
+    {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": PROMPT}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    },
+    separators=(",", ":"),
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    latency_samples: int
+    latency_warmup: int
+    cell_seconds: int
+    cell_warmup_seconds: int
+    held_streams: int
+    concurrencies: tuple[int, ...] = (1, 64, 256)
+
+
+FULL = Plan(
+    latency_samples=5000, latency_warmup=500, cell_seconds=10, cell_warmup_seconds=2,
+    held_streams=400,
+)
+QUICK = Plan(
+    latency_samples=500, latency_warmup=200, cell_seconds=2, cell_warmup_seconds=1,
+    held_streams=200,
+)
+
+
+def main() -> int:
+    args = _parse_args()
+    plan = QUICK if args.quick else FULL
+    if len(os.sched_getaffinity(0)) < 2 and not args.no_pin:
+        print("warning: fewer than 2 usable cores; gateway and load will share one", file=sys.stderr)
+    _raise_fd_limit()
+    loadgen_kind = _choose_loadgen(args.loadgen)
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="skyroute-bench-") as tmp:
+        bench = Bench(Path(tmp), plan, args, loadgen_kind)
+        try:
+            results = bench.run()
+        finally:
+            bench.close()
+    results["run_seconds"] = round(time.monotonic() - began, 1)
+    results["command"] = _command_line(args)
+    markdown = report.render(results)
+    if args.out == "-":
+        print(markdown)
+    else:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(markdown)
+        print(f"wrote {out}", file=sys.stderr)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    print(report.headline(results), file=sys.stderr)
+    return 0
+
+
+def _parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short run (< 60 s), fewer samples")
+    parser.add_argument("--out", default=str(REPO / "docs" / "performance.md"),
+                        help="Markdown report path, or - for stdout")
+    parser.add_argument("--json", help="also write the raw results here")
+    parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto",
+                        help="throughput client: wrk if installed (auto), or the Python one")
+    parser.add_argument("--gateway-core", type=int, default=0)
+    parser.add_argument("--load-core", type=int, default=1)
+    parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
+    return parser.parse_args()
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    parts = [".venv/bin/python", "bench/gateway_bench.py"]
+    if args.quick:
+        parts.append("--quick")
+    if args.loadgen != "auto":
+        parts += ["--loadgen", args.loadgen]
+    if args.gateway_core != 0 or args.load_core != 1:
+        parts += ["--gateway-core", str(args.gateway_core), "--load-core", str(args.load_core)]
+    if args.no_pin:
+        parts.append("--no-pin")
+    return shlex.join(parts)
+
+
+def _choose_loadgen(wanted: str) -> str:
+    if wanted == "python":
+        return "python"
+    if wrk_runner.wrk_path() is None:
+        if wanted == "wrk":
+            raise SystemExit("--loadgen wrk: wrk is not installed (apt-get install -y wrk)")
+        print("wrk not found: throughput uses the Python load generator "
+              "(install wrk for cheaper load: apt-get install -y wrk)", file=sys.stderr)
+        return "python"
+    return "wrk"
+
+
+def _raise_fd_limit() -> None:
+    """Held streams need two descriptors each in the gateway; children inherit this."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < want:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+class Bench:
+    def __init__(self, tmp: Path, plan: Plan, args: argparse.Namespace, loadgen: str) -> None:
+        self.tmp = tmp
+        self.plan = plan
+        self.loadgen = loadgen
+        self.gateway_core = None if args.no_pin else args.gateway_core
+        self.load_core = None if args.no_pin else args.load_core
+        self.children: list[Child] = []
+        self.sampler: RssSampler | None = None
+        self.emulator: Child | None = None
+        self.gateway: Child | None = None
+        self.emu_port = free_port()
+        self.gw_port = free_port()
+        self.results: dict[str, Any] = {"plan": asdict(plan), "loadgen": loadgen}
+
+    # -- processes ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self.sampler is not None:
+            self.sampler.stop()
+        for child in reversed(self.children):
+            child.stop()
+
+    def _start(self, name: str, cmd: list[str], core: int | None) -> Child:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        child = Child(name, pinned(cmd, core), self.tmp / f"{name}.log", env)
+        self.children.append(child)
+        return child
+
+    def start(self) -> None:
+        if self.load_core is not None:
+            os.sched_setaffinity(0, {self.load_core})  # this process and its samplers
+        skyroute = str(Path(sys.executable).parent / "skyroute")
+        emu = [skyroute, "emulate", "openai", "--port", str(self.emu_port),
+               "--api-key", UPSTREAM_KEY]
+        self.emulator = self._start("emulator", emu, self.load_core)
+        self.emulator.wait_for_log("listening on http://127.0.0.1", timeout=20)
+        config = self.tmp / "gateway.yaml"
+        config.write_text(_gateway_config(self.emu_port))
+        self.gw_started = time.monotonic()
+        gw = [skyroute, "serve", "--config", str(config), "--port", str(self.gw_port)]
+        self.gateway = self._start("gateway", gw, self.gateway_core)
+        startup = self.gateway.wait_for_http(self.gw_port, "/healthz", timeout=30)
+        time.sleep(0.5)
+        self.results["startup_s"] = round(startup, 2)
+        self.results["rss_idle_start_kib"] = memory_kib(self.gateway.pid)["VmRSS"]
+        self.sampler = RssSampler(self.gateway.pid).start()
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def _target(self, name: str, body: str, model: str | None = None) -> dict[str, Any]:
+        if model is not None:
+            body = body.replace(f'"model":"{MODEL}"', f'"model":"{model}"')
+        port, key = (self.gw_port, MASTER_KEY) if name == "gateway" else (self.emu_port, UPSTREAM_KEY)
+        request = (
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: application/json\r\nAuthorization: Bearer {key}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n{body}"
+        )
+        return {"name": name, "host": "127.0.0.1", "port": port, "request": request}
+
+    def _watch(self) -> dict[str, int]:
+        assert self.gateway is not None and self.emulator is not None
+        return {"gateway": self.gateway.pid, "emulator": self.emulator.pid}
+
+    def _loadgen(self, spec: dict[str, Any], timeout: float) -> dict[str, Any]:
+        cmd = pinned([sys.executable, str(LOADGEN), json.dumps(spec)], self.load_core)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                             start_new_session=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"loadgen failed ({out.returncode}): {out.stderr[-3000:]}")
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    def verify(self) -> None:
+        """One plain and one streamed request each way: 200, and the expected stream shape."""
+        import http.client
+
+        checks: dict[str, Any] = {}
+        for name in ("gateway", "direct"):
+            for kind, body in (("plain", PLAIN_BODY), ("stream", STREAM_BODY)):
+                target = self._target(name, body)
+                conn = http.client.HTTPConnection("127.0.0.1", target["port"], timeout=10)
+                head, _, payload = target["request"].partition("\r\n\r\n")
+                headers = dict(line.split(": ", 1) for line in head.split("\r\n")[1:])
+                conn.request("POST", "/v1/chat/completions", body=payload, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+                conn.close()
+                if response.status != 200:
+                    raise RuntimeError(f"{name} {kind}: HTTP {response.status}: {data[:300]!r}")
+                entry: dict[str, Any] = {"bytes": len(data)}
+                if kind == "stream":
+                    entry["events"] = data.count(b"data: ")
+                    if not data.endswith(b"data: [DONE]\n\n"):
+                        raise RuntimeError(f"{name} stream did not end with [DONE]")
+                checks[f"{name}_{kind}"] = entry
+        self.results["shape"] = checks
+
+    # -- measurements ------------------------------------------------------------------------
+
+    def latency(self, kind: str) -> dict[str, Any]:
+        body = STREAM_BODY if kind == "stream" else PLAIN_BODY
+        spec = {
+            "mode": "paired",
+            "stream": kind == "stream",
+            "targets": [self._target("gateway", body), self._target("direct", body)],
+            "warmup_requests": self.plan.latency_warmup,
+            "samples": self.plan.latency_samples,
+            "time_limit_s": 60,
+            "watch": self._watch(),
+        }
+        since = time.monotonic()
+        result = self._loadgen(spec, timeout=120)
+        result["rss"] = self.sampler.window(since) if self.sampler else {}
+        return result
+
+    def cell(self, target: str, kind: str, concurrency: int) -> dict[str, Any]:
+        body = STREAM_BODY if kind == "stream" else PLAIN_BODY
+        if self.loadgen == "wrk":
+            result = self._wrk_cell(self._target(target, body), kind, concurrency)
+        else:
+            result = self._python_cell(self._target(target, body), kind, concurrency)
+        result.update(target=target, kind=kind, concurrency=concurrency)
+        return result
+
+    def _python_cell(self, target: dict[str, Any], kind: str, concurrency: int) -> dict[str, Any]:
+        spec = {
+            "mode": "closed",
+            "stream": kind == "stream",
+            "targets": [target],
+            "concurrency": concurrency,
+            "warmup_s": self.plan.cell_warmup_seconds,
+            "duration_s": self.plan.cell_seconds,
+            "max_requests": 5_000_000,
+            "watch": self._watch(),
+        }
+        since = time.monotonic()
+        raw = self._loadgen(spec, timeout=self.plan.cell_seconds + self.plan.cell_warmup_seconds + 60)
+        window = raw["window"]
+        return {
+            "client": "python",
+            "rps": raw["rps"],
+            "completed": raw["completed"],
+            "errors": sum(raw["errors"].values()),
+            "error_kinds": raw["errors"],
+            "latency_us": raw["latency_us"],
+            "first_byte_us": raw["first_byte_us"],
+            "elapsed_s": window["elapsed_s"],
+            "loadgen_cpu_s": window["loadgen_cpu_s"],
+            "gateway_cpu_s": window["cpu_s"]["gateway"],
+            "emulator_cpu_s": window["cpu_s"]["emulator"],
+            "rss": self.sampler.window(since) if self.sampler else {},
+        }
+
+    def _wrk_cell(self, target: dict[str, Any], kind: str, concurrency: int) -> dict[str, Any]:
+        assert self.gateway is not None and self.emulator is not None
+        key = MASTER_KEY if target["name"] == "gateway" else UPSTREAM_KEY
+        body = target["request"].partition("\r\n\r\n")[2]
+        script = wrk_runner.write_script(
+            self.tmp / f"{target['name']}_{kind}.lua",
+            body,
+            [("Content-Type", "application/json"), ("Authorization", f"Bearer {key}")],
+        )
+        url = f"http://127.0.0.1:{target['port']}/v1/chat/completions"
+        pin = pinned([], self.load_core)
+        since = time.monotonic()
+        wrk_runner.run_wrk(url, script, connections=concurrency,
+                           seconds=self.plan.cell_warmup_seconds, pin=pin)
+        gw0, emu0, t0 = cpu_seconds(self.gateway.pid), cpu_seconds(self.emulator.pid), time.monotonic()
+        raw = wrk_runner.run_wrk(url, script, connections=concurrency,
+                                 seconds=self.plan.cell_seconds, pin=pin)
+        gw1, emu1, t1 = cpu_seconds(self.gateway.pid), cpu_seconds(self.emulator.pid), time.monotonic()
+        errors = {k: raw[k] for k in ("connect", "read", "write", "status", "timeout") if raw[k]}
+        return {
+            "client": "wrk",
+            "rps": raw["requests"] / (raw["duration_us"] / 1e6),
+            "completed": raw["requests"],
+            "errors": sum(errors.values()),
+            "error_kinds": errors,
+            "latency_us": {k: raw[k] for k in ("p50", "p90", "p99", "p999", "max", "mean")},
+            "first_byte_us": {},
+            "elapsed_s": t1 - t0,
+            "loadgen_cpu_s": raw["loadgen_cpu_s"],
+            "gateway_cpu_s": gw1 - gw0,
+            "emulator_cpu_s": emu1 - emu0,
+            "rss": self.sampler.window(since) if self.sampler else {},
+        }
+
+    def held_streams(self) -> dict[str, Any]:
+        """RSS with N streams open at once (the upstream stalls after 3 chunks), per stream."""
+        assert self.gateway is not None
+        _post_json(self.emu_port, "/_emulator/faults", {
+            "model": HOLD_MODEL,
+            "faults": [{"kind": "stall", "after_tokens": 3, "seconds": 120, "repeat": True}],
+        })
+        count = self.plan.held_streams
+        time.sleep(1.0)
+        before = memory_kib(self.gateway.pid)["VmRSS"]
+        spec = {
+            "mode": "hold",
+            "targets": [self._target("gateway", STREAM_BODY, model=HOLD_MODEL)],
+            "streams": count,
+            "timeout_s": 30,
+            "hold_limit_s": 60,
+        }
+        cmd = pinned([sys.executable, str(LOADGEN), json.dumps(spec)], self.load_core)
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            line = _read_line(proc, timeout=60)
+            if not line.startswith("HELD "):
+                raise RuntimeError(f"hold: unexpected {line!r}: {proc.stderr.read()[-2000:] if proc.stderr else ''}")
+            held = int(line.split()[1])
+            time.sleep(0.5)
+            cpu0 = cpu_seconds(self.gateway.pid)
+            samples = []
+            for _ in range(10):
+                samples.append(memory_kib(self.gateway.pid)["VmRSS"])
+                time.sleep(0.1)
+            cpu_held = cpu_seconds(self.gateway.pid) - cpu0
+            assert proc.stdin is not None
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+            out, err = proc.communicate(timeout=60)
+            if proc.returncode != 0:
+                raise RuntimeError(f"hold loadgen failed: {err[-2000:]}")
+            summary = json.loads(out.strip().splitlines()[-1])
+        finally:
+            if proc.poll() is None:
+                procs._signal_group(proc.pid, 9)
+                proc.wait(5)
+        # After the clients left, the gateway must have cancelled every relay: CPU ~ idle.
+        time.sleep(1.0)
+        cpu0 = cpu_seconds(self.gateway.pid)
+        time.sleep(1.0)
+        cpu_after = cpu_seconds(self.gateway.pid) - cpu0
+        _delete(self.emu_port, "/_emulator/faults")
+        during = max(samples)
+        return {
+            "requested": count,
+            "held": held,
+            "errors": summary["errors"],
+            "rss_before_kib": before,
+            "rss_held_kib": during,
+            "per_stream_kib": (during - before) / held if held else None,
+            "cpu_while_held_s_per_s": cpu_held,
+            "cpu_after_release_s_per_s": cpu_after,
+            "rss_after_release_kib": memory_kib(self.gateway.pid)["VmRSS"],
+        }
+
+    # -- the whole run -----------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        self.results["machine"] = _machine()
+        self.results["date_utc"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        self.results["pinning"] = {"gateway": self.gateway_core, "load_and_emulator": self.load_core}
+        self.start()
+        assert self.gateway is not None
+        self.verify()
+        _say("latency, concurrency 1, plain")
+        self.results["latency_plain"] = self.latency("plain")
+        self.results["rss_idle_warm_kib"] = memory_kib(self.gateway.pid)["VmRSS"]
+        _say("latency, concurrency 1, stream")
+        self.results["latency_stream"] = self.latency("stream")
+        cells = []
+        for kind in ("plain", "stream"):
+            for concurrency in self.plan.concurrencies:
+                for target in ("direct", "gateway"):
+                    _say(f"throughput {kind} c={concurrency} {target}")
+                    cells.append(self.cell(target, kind, concurrency))
+        self.results["throughput"] = cells
+        _say(f"memory with {self.plan.held_streams} open streams")
+        self.results["held_streams"] = self.held_streams()
+        time.sleep(1.0)
+        mem = memory_kib(self.gateway.pid)
+        self.results["rss_idle_end_kib"] = mem["VmRSS"]
+        self.results["rss_hwm_kib"] = mem["VmHWM"]
+        return self.results
+
+
+def _gateway_config(emu_port: int) -> str:
+    # Generous timeouts: the held-stream phase keeps streams open on purpose.
+    return f"""\
+auth:
+  master_key: {MASTER_KEY}
+providers:
+  emulator:
+    type: openai
+    base_url: http://127.0.0.1:{emu_port}/v1
+    api_key: {UPSTREAM_KEY}
+models:
+  {MODEL}:
+    deployments:
+      - {{provider: emulator, model: {MODEL}}}
+  {HOLD_MODEL}:
+    deployments:
+      - {{provider: emulator, model: {HOLD_MODEL}}}
+server:
+  log_level: warning
+  drain_seconds: 1
+"""
+
+
+def _post_json(port: int, path: str, payload: dict[str, Any]) -> None:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("POST", path, body=json.dumps(payload), headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    if response.status != 200:
+        raise RuntimeError(f"POST {path}: HTTP {response.status}")
+
+
+def _delete(port: int, path: str) -> None:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("DELETE", path)
+    conn.getresponse().read()
+    conn.close()
+
+
+def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    if not ready:
+        raise TimeoutError("load generator did not report in time")
+    return proc.stdout.readline().strip()
+
+
+def _say(text: str) -> None:
+    print(f"[bench] {text}", file=sys.stderr, flush=True)
+
+
+def _machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    commit = "unknown"
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        commit = head + (" (src/ modified)" if dirty else "")
+    versions = {}
+    for module in ("uvicorn", "uvloop", "httptools", "msgspec"):
+        with contextlib.suppress(Exception):
+            from importlib.metadata import version
+
+            versions[module] = version(module)
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "skyroute_commit": commit,
+        "packages": versions,
+        "wrk": wrk_runner.wrk_version(),
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
