@@ -47,7 +47,10 @@ def served_process(tmp_path: Path, azure: EmulatorThread, clouds: None):  # type
             f"""
             auth: {{master_key: "${{TEST_MASTER_KEY}}"}}
             providers:
-              azure-east: {{type: azure, endpoint: "{azure.base_url}", api_key: "${{TEST_AZURE_KEY}}"}}
+              azure-east:
+                type: azure
+                endpoint: "{azure.base_url}"
+                api_key: "${{TEST_AZURE_KEY}}"
             models:
               gpt-4o:
                 deployments: [{{provider: azure-east, model: {PRIMARY}}}]
