@@ -25,6 +25,7 @@ class Lifecycle:
     def __init__(self) -> None:
         self.draining = False
         self.drain_deadline: float | None = None
+        self.streams_ended = False
         self._streams: set[asyncio.Task[object]] = set()
 
     def begin_drain(self, now: float, seconds: float) -> None:
@@ -33,7 +34,10 @@ class Lifecycle:
             self.drain_deadline = now + seconds
 
     def expired(self, now: float) -> bool:
-        return self.drain_deadline is not None and now >= self.drain_deadline
+        # ``streams_ended`` too: event-loop timers may fire a hair before their deadline.
+        return self.streams_ended or (
+            self.drain_deadline is not None and now >= self.drain_deadline
+        )
 
     @contextlib.contextmanager
     def stream(self) -> Iterator[None]:
@@ -46,6 +50,7 @@ class Lifecycle:
             self._streams.discard(task)
 
     def end_streams(self) -> None:
+        self.streams_ended = True
         for task in list(self._streams):
             task.cancel("drain deadline")
 
