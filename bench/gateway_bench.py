@@ -373,12 +373,15 @@ class Bench:
             "hold_limit_s": 60,
         }
         cmd = pinned([sys.executable, str(LOADGEN), json.dumps(spec)], self.load_core)
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+        stderr_path = self.tmp / "hold.stderr"
+        with stderr_path.open("w") as stderr:  # a file: a full pipe would block the child
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=stderr, text=True, start_new_session=True)
         try:
             line = _read_line(proc, timeout=60)
             if not line.startswith("HELD "):
-                raise RuntimeError(f"hold: unexpected {line!r}: {proc.stderr.read()[-2000:] if proc.stderr else ''}")
+                tail = stderr_path.read_text()[-2000:]
+                raise RuntimeError(f"hold: unexpected {line!r}: {tail}")
             held = int(line.split()[1])
             time.sleep(0.5)
             cpu0 = cpu_seconds(self.gateway.pid)
@@ -390,13 +393,13 @@ class Bench:
             assert proc.stdin is not None
             proc.stdin.write("\n")
             proc.stdin.flush()
-            out, err = proc.communicate(timeout=60)
+            out, _ = proc.communicate(timeout=60)
             if proc.returncode != 0:
-                raise RuntimeError(f"hold loadgen failed: {err[-2000:]}")
+                raise RuntimeError(f"hold loadgen failed: {stderr_path.read_text()[-2000:]}")
             summary = json.loads(out.strip().splitlines()[-1])
         finally:
             if proc.poll() is None:
-                procs._signal_group(proc.pid, 9)
+                procs.kill_group(proc.pid)
                 proc.wait(5)
         # After the clients left, the gateway must have cancelled every relay: CPU ~ idle.
         time.sleep(1.0)

@@ -110,6 +110,10 @@ class Child:
             self._log_file.close()
 
 
+def kill_group(pgid: int) -> None:
+    _signal_group(pgid, signal.SIGKILL)
+
+
 def _signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
