@@ -15,25 +15,15 @@ from skyroute.api.responses import JSON, base_headers, send_json
 from skyroute.api.state import GatewayState
 from skyroute.core.errors import GatewayError, ModelNotFound
 from skyroute.core.usage import Usage
-from skyroute.providers.base import map_transport_error
+from skyroute.providers.base import Answer, ChatCall, Provider, map_transport_error
 from skyroute.routing.attempts import Served
 from skyroute.routing.deployment import DeploymentState
 from skyroute.transport.client import Response
 from skyroute.transport.errors import TransportError
-from skyroute.wire.openai import ChatRequest, parse_chat_request, probe_response, upstream_chat_body
+from skyroute.wire.openai import parse_chat_request
 
 _MAX_ERROR_BODY = 1 << 20
 _MAX_RESPONSE_BODY = 64 << 20
-
-
-class _Answer:
-    """A complete non-stream answer, relayed as the bytes the upstream sent."""
-
-    __slots__ = ("body", "usage")
-
-    def __init__(self, body: bytes, usage: Usage | None) -> None:
-        self.body = body
-        self.usage = usage
 
 
 class ChatCompletions:
@@ -46,13 +36,24 @@ class ChatCompletions:
             raise ModelNotFound(request.model)
         est_tokens = request.prompt_chars // 4
 
-        async def attempt(deployment: DeploymentState, number: int, remaining: float):  # type: ignore[no-untyped-def]
-            return await self._attempt(ctx, request, deployment, number, remaining)
+        created = int(self._state.wall_clock())
+
+        async def attempt(
+            deployment: DeploymentState, number: int, remaining: float
+        ) -> Answer | OpenStream:
+            call = ChatCall(
+                request,
+                model=deployment.config.model,
+                request_id=ctx.request_id,
+                attempt=number,
+                created=created,
+            )
+            return await self._attempt(call, deployment, remaining)
 
         served = await self._state.attempts.run(request.model, attempt, est_tokens=est_tokens)
         headers = served_headers(ctx.request_id, served)
         result = served.result
-        if isinstance(result, _Answer):
+        if isinstance(result, Answer):
             self._record_tokens(served.deployment, result.usage)
             await send_json(ctx.send, 200, result.body, headers)
         else:
@@ -60,24 +61,12 @@ class ChatCompletions:
             self._record_tokens(served.deployment, usage)
 
     async def _attempt(
-        self,
-        ctx: RequestContext,
-        request: ChatRequest,
-        deployment: DeploymentState,
-        number: int,
-        remaining: float,
-    ) -> _Answer | OpenStream:
+        self, call: ChatCall, deployment: DeploymentState, remaining: float
+    ) -> Answer | OpenStream:
         state = self._state
         provider = state.providers[deployment.config.provider]
         timeouts = state.route_of[deployment.key].config.timeouts
-        body = upstream_chat_body(request, deployment.config.model)
-        upstream = await provider.chat_request(
-            deployment.config.model,
-            body,
-            stream=request.stream,
-            request_id=ctx.request_id,
-            attempt=number,
-        )
+        upstream = await provider.chat_request(call)
         started = state.clock()
         first_byte = min(timeouts.first_token, remaining)
         try:
@@ -94,15 +83,18 @@ class ChatCompletions:
         try:
             if response.status >= 300:
                 raise await self._upstream_error(provider, response, timeouts.idle)
-            if request.stream:
+            if call.inbound.stream:
                 left = max(0.001, started + first_byte - state.clock())
-                return await open_stream(provider, response, left, state.clock)
-            return await self._read_answer(response, timeouts.idle)
+                events = provider.open_events(call, response)
+                return await open_stream(provider, response, events, left, state.clock)
+            return await self._read_answer(provider, call, response, timeouts.idle)
         except BaseException:
             response.close()
             raise
 
-    async def _upstream_error(self, provider, response: Response, idle: float) -> GatewayError:  # type: ignore[no-untyped-def]
+    async def _upstream_error(
+        self, provider: Provider, response: Response, idle: float
+    ) -> GatewayError:
         try:
             body = await response.read(limit=_MAX_ERROR_BODY, timeout=idle)
         except TransportError:
@@ -111,14 +103,16 @@ class ChatCompletions:
             response.close()
         return provider.map_error(response.status, response, body, self._state.wall_clock())
 
-    async def _read_answer(self, response: Response, idle: float) -> _Answer:
+    async def _read_answer(
+        self, provider: Provider, call: ChatCall, response: Response, idle: float
+    ) -> Answer:
         try:
             body = await response.read(limit=_MAX_RESPONSE_BODY, timeout=idle)
         except TransportError as exc:
             raise map_transport_error(exc) from None
         finally:
             response.close()
-        return _Answer(body, probe_response(body))
+        return provider.read_answer(call, body)
 
     def _record_tokens(self, deployment: DeploymentState, usage: Usage | None) -> None:
         if usage is not None:
@@ -126,7 +120,7 @@ class ChatCompletions:
 
 
 def served_headers(request_id: str, served: Served[object]) -> list[tuple[bytes, bytes]]:
-    content = JSON if isinstance(served.result, _Answer) else b"text/event-stream"
+    content = JSON if isinstance(served.result, Answer) else b"text/event-stream"
     headers = base_headers(request_id, content)
     config = served.deployment.config
     headers.append((b"x-skyroute-provider", config.provider.encode()))

@@ -102,7 +102,26 @@ class AzureProviderConfig(_Section, tag_field="type", tag="azure"):
     api_version: str = "2024-10-21"
 
 
-ProviderConfig = OpenAIProviderConfig | AzureProviderConfig
+class BedrockProviderConfig(_Section, tag_field="type", tag="bedrock"):
+    """AWS Bedrock Runtime through the Converse API, signed with SigV4.
+
+    Credentials: ``access_key_id`` + ``secret_access_key`` (+ ``session_token``) from env
+    references; or ``api_key`` (a Bedrock API key, sent as a bearer token); or, when none
+    is set, the standard AWS chain (environment variables, then, with the ``aws`` extra,
+    shared files and profiles, web identity, container and instance metadata).
+    """
+
+    region: str
+    endpoint_url: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: Secret | None = None
+    session_token: Secret | None = None
+    api_key: Secret | None = None
+    profile: str | None = None
+    drop_unsupported_params: bool = False
+
+
+ProviderConfig = OpenAIProviderConfig | AzureProviderConfig | BedrockProviderConfig
 
 
 class AuthConfig(_Section):
@@ -305,6 +324,23 @@ def _check_provider(path: str, provider: ProviderConfig) -> list[str]:
             if provider.entra is not None:
                 errors.extend(_check_url(f"{path}.entra.authority", provider.entra.authority))
             return errors
+        case BedrockProviderConfig():
+            return _check_bedrock(path, provider)
+
+
+def _check_bedrock(path: str, provider: BedrockProviderConfig) -> list[str]:
+    errors = []
+    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d+", provider.region):
+        errors.append(f"{path}.region: not an AWS region name like us-east-1")
+    if provider.endpoint_url is not None:
+        errors.extend(_check_url(f"{path}.endpoint_url", provider.endpoint_url))
+    if (provider.access_key_id is None) != (provider.secret_access_key is None):
+        errors.append(f"{path}: set access_key_id and secret_access_key together")
+    if provider.session_token is not None and provider.access_key_id is None:
+        errors.append(f"{path}.session_token: needs access_key_id and secret_access_key")
+    if provider.api_key is not None and provider.access_key_id is not None:
+        errors.append(f"{path}: set either api_key or access keys, not both")
+    return errors
 
 
 def _check_url(path: str, url: str) -> list[str]:

@@ -12,13 +12,12 @@ from typing import ClassVar
 from urllib.parse import quote
 
 from skyroute.core.config import AzureProviderConfig
-from skyroute.core.errors import GatewayError
-from skyroute.providers.base import Headers, Provider, UpstreamRequest, common_headers
+from skyroute.providers.base import ChatCall, UpstreamRequest, common_headers
 from skyroute.providers.entra import TokenProvider
-from skyroute.providers.openai_errors import map_openai_error
+from skyroute.providers.openai_family import OpenAIFamily
 
 
-class AzureProvider(Provider):
+class AzureProvider(OpenAIFamily):
     type_name: ClassVar[str] = "azure"
 
     def __init__(
@@ -38,18 +37,13 @@ class AzureProvider(Provider):
             url = self._urls[deployment] = self._endpoint + path + self._query
         return url
 
-    async def chat_request(
-        self, model: str, body: bytes, *, stream: bool, request_id: str, attempt: int
-    ) -> UpstreamRequest:
-        headers = common_headers(request_id, attempt)
+    async def chat_request(self, call: ChatCall) -> UpstreamRequest:
+        headers = common_headers(call.request_id, call.attempt)
         if self._api_key is not None:
             headers.append(("api-key", self._api_key.reveal()))
         elif self._tokens is not None:
             headers.append(("authorization", f"Bearer {await self._tokens.token()}"))
-        return UpstreamRequest("POST", self._chat_url(model), headers, body)
-
-    def map_error(self, status: int, headers: Headers, body: bytes, now: float) -> GatewayError:
-        return map_openai_error(status, headers, body, now)
+        return UpstreamRequest("POST", self._chat_url(call.model), headers, self.chat_body(call))
 
     async def aclose(self) -> None:
         if self._tokens is not None:

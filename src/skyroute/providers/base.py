@@ -9,7 +9,7 @@ timeouts and cancellation behave the same for every cloud.
 from __future__ import annotations
 
 import abc
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import msgspec
 
@@ -19,7 +19,10 @@ from skyroute.core.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from skyroute.core.usage import Usage
 from skyroute.transport import errors as transport_errors
+from skyroute.transport.client import Response
+from skyroute.wire.openai import ChatRequest
 
 
 class UpstreamRequest(msgspec.Struct, frozen=True):
@@ -29,11 +32,52 @@ class UpstreamRequest(msgspec.Struct, frozen=True):
     body: bytes
 
 
-class Headers(abc.ABC):
+class Headers(Protocol):
     """What a provider may read of an upstream response's headers."""
 
-    @abc.abstractmethod
     def header(self, name: str) -> str | None: ...
+
+
+class ChatCall:
+    """One attempt at a chat completion, as a provider sees it.
+
+    ``inbound`` is the client's request as decoded once by the API layer; ``model`` is the
+    deployment's upstream model name. ``created`` (epoch seconds) and ``response_id`` are
+    what a translating provider writes into the OpenAI response it builds.
+    """
+
+    __slots__ = ("attempt", "created", "inbound", "model", "request_id", "response_id")
+
+    def __init__(
+        self, inbound: ChatRequest, *, model: str, request_id: str, attempt: int, created: int
+    ) -> None:
+        self.inbound = inbound
+        self.model = model
+        self.request_id = request_id
+        self.attempt = attempt
+        self.created = created
+        self.response_id = "chatcmpl-" + request_id
+
+
+class Answer:
+    """A complete non-stream answer in OpenAI's format, and its usage."""
+
+    __slots__ = ("body", "usage")
+
+    def __init__(self, body: bytes, usage: Usage | None) -> None:
+        self.body = body
+        self.usage = usage
+
+
+class UpstreamEvents(Protocol):
+    """An upstream stream as OpenAI chat-chunk payloads (the JSON after ``data: ``), or
+    ``b"[DONE]"``. ``next_event`` returns ``None`` at the end of the body and raises
+    ``TransportError`` for socket trouble and ``GatewayError`` for anything the upstream
+    said or garbled (an in-stream exception, a malformed frame)."""
+
+    ended: bool
+
+    async def next_event(self, timeout: float) -> bytes | None: ...
 
 
 class Provider(abc.ABC):
@@ -45,10 +89,16 @@ class Provider(abc.ABC):
         self.name = name
 
     @abc.abstractmethod
-    async def chat_request(
-        self, model: str, body: bytes, *, stream: bool, request_id: str, attempt: int
-    ) -> UpstreamRequest:
-        """The HTTP request for a chat completion on ``model`` (the deployment's name)."""
+    async def chat_request(self, call: ChatCall) -> UpstreamRequest:
+        """The HTTP request for one attempt (URL, auth, body)."""
+
+    @abc.abstractmethod
+    def read_answer(self, call: ChatCall, body: bytes) -> Answer:
+        """A 2xx non-stream body as an OpenAI chat completion; raise on garbage."""
+
+    @abc.abstractmethod
+    def open_events(self, call: ChatCall, response: Response) -> UpstreamEvents:
+        """A 2xx streamed response as OpenAI chunk payloads."""
 
     @abc.abstractmethod
     def map_error(self, status: int, headers: Headers, body: bytes, now: float) -> GatewayError:

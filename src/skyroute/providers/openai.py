@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import ClassVar
 
 from skyroute.core.config import OpenAIProviderConfig
-from skyroute.core.errors import GatewayError
-from skyroute.providers.base import Headers, Provider, UpstreamRequest, common_headers
-from skyroute.providers.openai_errors import map_openai_error
+from skyroute.providers.base import ChatCall, UpstreamRequest, common_headers
+from skyroute.providers.openai_family import OpenAIFamily
 
 
-class OpenAIProvider(Provider):
+class OpenAIProvider(OpenAIFamily):
     type_name: ClassVar[str] = "openai"
 
     def __init__(self, name: str, config: OpenAIProviderConfig) -> None:
@@ -24,12 +23,7 @@ class OpenAIProvider(Provider):
         if config.project:
             self._static_headers.append(("openai-project", config.project))
 
-    async def chat_request(
-        self, model: str, body: bytes, *, stream: bool, request_id: str, attempt: int
-    ) -> UpstreamRequest:
-        headers = common_headers(request_id, attempt)
+    async def chat_request(self, call: ChatCall) -> UpstreamRequest:
+        headers = common_headers(call.request_id, call.attempt)
         headers.extend(self._static_headers)
-        return UpstreamRequest("POST", self._chat_url, headers, body)
-
-    def map_error(self, status: int, headers: Headers, body: bytes, now: float) -> GatewayError:
-        return map_openai_error(status, headers, body, now)
+        return UpstreamRequest("POST", self._chat_url, headers, self.chat_body(call))
