@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import resource
 import sys
 import time
@@ -34,10 +33,11 @@ from collections import Counter
 from typing import Any
 
 import httptools
+from procs import core_busy_seconds, cpu_seconds
 
 _ns = time.perf_counter_ns
 _DONE_TAIL = b"data: [DONE]\n\n"
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
+_CONNECT_BATCH = 32
 
 
 class ExchangeError(Exception):
@@ -151,6 +151,16 @@ async def connect(target: dict[str, Any], check_done: bool) -> Connection:
     return conn
 
 
+async def connect_many(target: dict[str, Any], check_done: bool, count: int) -> list[Connection]:
+    """`count` connections, opened in small batches: a burst larger than the server's listen
+    backlog (asyncio's default is 100) drops SYNs, and each costs a 1 s retransmit."""
+    conns: list[Connection] = []
+    while len(conns) < count:
+        batch = min(_CONNECT_BATCH, count - len(conns))
+        conns += await asyncio.gather(*(connect(target, check_done) for _ in range(batch)))
+    return conns
+
+
 # -- measurements ------------------------------------------------------------------------------
 
 
@@ -175,31 +185,26 @@ def percentiles(values_ns: list[int]) -> dict[str, float]:
     }
 
 
-def cpu_of(pid: int) -> float:
-    """utime + stime of a process, in seconds, from /proc/<pid>/stat."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        fields = f.read().rpartition(b")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
-
-
 def own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
 
 class Snapshot:
-    """Time, own CPU and the watched processes' CPU at one instant."""
+    """Time, own CPU, the watched processes' CPU and the watched cores' busy time."""
 
-    def __init__(self, watch: dict[str, int]) -> None:
+    def __init__(self, watch: dict[str, Any]) -> None:
         self.ns = _ns()
         self.own = own_cpu()
-        self.watched = {name: cpu_of(pid) for name, pid in watch.items()}
+        self.watched = {name: cpu_seconds(pid) for name, pid in watch.get("pids", {}).items()}
+        self.cores = {str(c): core_busy_seconds(c) for c in watch.get("cores", [])}
 
     def delta(self, later: Snapshot) -> dict[str, Any]:
         return {
             "elapsed_s": (later.ns - self.ns) / 1e9,
             "loadgen_cpu_s": later.own - self.own,
             "cpu_s": {k: later.watched[k] - v for k, v in self.watched.items()},
+            "core_busy_s": {k: later.cores[k] - v for k, v in self.cores.items()},
         }
 
 
@@ -259,9 +264,7 @@ async def run_closed(spec: dict[str, Any]) -> dict[str, Any]:
     request = target["request"].encode("latin-1")
     loop = asyncio.get_running_loop()
     watch = spec.get("watch", {})
-    conns = await asyncio.gather(
-        *(connect(target, check_done) for _ in range(spec["concurrency"]))
-    )
+    conns = await connect_many(target, check_done, spec["concurrency"])
     begin = _ns()
     window_start = begin + int(spec["warmup_s"] * 1e9)
     window_end = window_start + int(spec["duration_s"] * 1e9)
@@ -316,7 +319,7 @@ async def run_closed(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _snap(snapshots: dict[str, Snapshot], name: str, watch: dict[str, int]) -> None:
+def _snap(snapshots: dict[str, Snapshot], name: str, watch: dict[str, Any]) -> None:
     snapshots[name] = Snapshot(watch)
 
 
@@ -326,10 +329,8 @@ async def run_hold(spec: dict[str, Any]) -> dict[str, Any]:
     request = target["request"].encode("latin-1")
     count = spec["streams"]
     began = _ns()
-    conns: list[Connection] = []
     failed: Counter[str] = Counter()
-    for _ in range(count):  # sequential connects: no SYN flood against the listen backlog
-        conns.append(await connect(target, False))
+    conns = await connect_many(target, False, count)
     firsts = [conn.send_only(request) for conn in conns]
     done, pending = await asyncio.wait(firsts, timeout=spec["timeout_s"])
     for future in done:

@@ -22,7 +22,10 @@ from pathlib import Path
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Pins a command to a core without taskset: set the affinity, then exec the command.
-_PIN_SHIM = "import os, sys; os.sched_setaffinity(0, {int(sys.argv[1])}); os.execvp(sys.argv[2], sys.argv[2:])"
+_PIN_SHIM = (
+    "import os, sys; os.sched_setaffinity(0, {int(sys.argv[1])}); "
+    "os.execvp(sys.argv[2], sys.argv[2:])"
+)
 
 
 def free_port() -> int:
@@ -124,6 +127,32 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat", "rb") as f:
         fields = f.read().rpartition(b")")[2].split()
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def core_busy_seconds(core: int) -> float:
+    """Time one core spent on anything but idle and iowait, from /proc/stat."""
+    prefix = f"cpu{core} ".encode()
+    with open("/proc/stat", "rb") as f:
+        for line in f:
+            if line.startswith(prefix):
+                ticks = [int(v) for v in line.split()[1:]]
+                return (sum(ticks[:8]) - ticks[3] - ticks[4]) / _CLK_TCK
+    raise ValueError(f"no cpu{core} in /proc/stat")
+
+
+def tcp_counters() -> dict[str, int]:
+    """System-wide TCP counters: connections opened, and SYNs dropped by full listen queues
+    (what `nstat` shows as TcpActiveOpens and TcpExtListenDrops)."""
+    found = {"active_opens": 0, "listen_drops": 0}
+    for path, section, field, name in (
+        ("/proc/net/snmp", "Tcp:", "ActiveOpens", "active_opens"),
+        ("/proc/net/netstat", "TcpExt:", "ListenDrops", "listen_drops"),
+    ):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            rows = [ln.split() for ln in Path(path).read_text().splitlines()]
+            names, values = [r for r in rows if r and r[0] == section][:2]
+            found[name] = int(values[names.index(field)])
+    return found
 
 
 def memory_kib(pid: int) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 # The issue's targets: added latency at concurrency 1 and plain throughput at 64 connections.
@@ -23,6 +24,30 @@ PEERS = [
     ("RSS idle, then under load", "483 MB, then 490 to 565 MB", "91 MB, then 180 to 275 MB"),
     ("start-up", "5 to 6 s", "0.3 to 0.5 s"),
 ]
+
+
+def _para(text: str) -> str:
+    return textwrap.fill(" ".join(text.split()), width=100, break_on_hyphens=False)
+
+
+def _bullet(text: str) -> str:
+    return textwrap.fill(
+        " ".join(text.split()),
+        width=100,
+        initial_indent="- ",
+        subsequent_indent="  ",
+        break_on_hyphens=False,
+    )
+
+
+def foreign_load(
+    window_busy_s: float | None, gateway_cpu_s: float, elapsed_s: float
+) -> float | None:
+    """Share of the gateway's core used by anything else during a window (other tenants,
+    a test suite running beside the benchmark): it should stay near 0."""
+    if window_busy_s is None or not elapsed_s:
+        return None
+    return max(0.0, (window_busy_s - gateway_cpu_s) / elapsed_s)
 
 
 def _ms(us: float | None) -> str:
@@ -118,29 +143,49 @@ def _intro(results: dict[str, Any]) -> str:
         else "the Python load generator (bench/loadgen.py)"
     )
     mode = "quick" if plan["cell_seconds"] < 5 else "full"
-    return f"""# Performance
-
-What the gateway adds to a request, what it sustains, and what it costs in CPU and memory,
-measured by `bench/gateway_bench.py` ({mode} mode). Results of **{results['date_utc']}**.
-
-```bash
-{results['command']}
-```
-
-- **Machine:** {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}, CPython {m['python']};
-  {packages}; {m['wrk']}. skyroute at commit `{m['skyroute_commit']}`.
-- **Setup, loopback only:** {pinning}. The gateway is `skyroute serve` with one `openai`
-  provider pointing at `skyroute emulate openai` (deterministic, answers at once) and one
-  model with one deployment. The model keeps the upstream's name, so the gateway and the
-  direct call get byte-identical bodies.
-- **Requests:** a 12-word prompt; the answer is 14 tokens. Plain answers are
-  {results['shape']['gateway_plain']['bytes']} bytes; a stream (`stream_options.include_usage`)
-  is {results['shape']['gateway_stream']['events']} SSE events (role, 14 words, finish,
-  usage, `[DONE]`), {results['shape']['gateway_stream']['bytes']:,} bytes.
-- **"Added"** is gateway minus direct: the same request, sent by the same client straight to
-  the emulator, measured in the same run.
-- **Throughput client:** {client}, {plan['cell_warmup_seconds']} s warm-up then
-  {plan['cell_seconds']} s measured per cell. Whole run: {results['run_seconds']} s."""
+    shape = results["shape"]
+    lines = [
+        "# Performance",
+        "",
+        _para(
+            "What the gateway adds to a request, what it sustains, and what it costs in CPU "
+            f"and memory, measured by `bench/gateway_bench.py` ({mode} mode). Results of "
+            f"**{results['date_utc']}**, made with:"
+        ),
+        "",
+        "```bash",
+        results["command"],
+        "```",
+        "",
+        _bullet(
+            f"**Machine:** {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}, CPython "
+            f"{m['python']}; {packages}; {m['wrk']}. skyroute at commit "
+            f"`{m['skyroute_commit']}`."
+        ),
+        _bullet(
+            f"**Setup, loopback only:** {pinning}. The gateway is `skyroute serve` with one "
+            "`openai` provider pointing at `skyroute emulate openai` (deterministic, answers at "
+            "once) and one model with one deployment. The model keeps the upstream's name, so "
+            "the gateway and the direct call get byte-identical bodies."
+        ),
+        _bullet(
+            "**Requests:** a 12-word prompt, answered with 14 tokens. A plain answer is "
+            f"{shape['gateway_plain']['bytes']} bytes; a stream (with "
+            f"`stream_options.include_usage`) is {shape['gateway_stream']['events']} SSE events "
+            f"(role, 14 words, finish, usage, `[DONE]`), {shape['gateway_stream']['bytes']:,} "
+            "bytes."
+        ),
+        _bullet(
+            "**Added** means gateway minus direct: the same request, sent by the same client "
+            "straight to the emulator, in the same run."
+        ),
+        _bullet(
+            f"**Throughput client:** {client}; {plan['cell_warmup_seconds']} s warm-up, then "
+            f"{plan['cell_seconds']} s measured per cell. The whole run took "
+            f"{results['run_seconds']} s."
+        ),
+    ]
+    return "\n".join(lines)
 
 
 def _targets_section(results: dict[str, Any]) -> str:
@@ -173,64 +218,115 @@ def _latency_section(results: dict[str, Any]) -> str:
         n = run["targets"]["gateway"]["count"]
         errors = sum(sum(t["errors"].values()) for t in run["targets"].values())
         cpu_s = run["window"]["cpu_s"]["gateway"]
-        cpu.append(f"{kind}: {cpu_s / n * 1e6:.0f} µs CPU per request, {errors} errors")
+        other = run.get("other_load")
+        others = "" if other is None else f", other processes took {other:.0%} of its core"
+        tries = f", best of {run['attempts']} runs" if run.get("attempts", 1) > 1 else ""
+        cpu.append(f"{kind} {cpu_s / n * 1e6:.0f} µs per request ({errors} errors{others}{tries})")
     return "\n".join(
         [
             "## Added latency at concurrency 1",
             "",
-            f"{plan['latency_samples']:,} samples per row and side after "
-            f"{plan['latency_warmup']} warm-up requests; requests alternate gateway, direct, "
-            "gateway, ... on one keep-alive connection each (`bench/loadgen.py`, raw asyncio "
-            "and httptools on uvloop). Milliseconds.",
+            _para(
+                f"{plan['latency_samples']:,} samples per side and row, after "
+                f"{plan['latency_warmup']} warm-up requests. Requests alternate gateway, "
+                "direct, gateway, ... on one keep-alive connection each (`bench/loadgen.py`: "
+                "raw asyncio protocol and httptools on uvloop), so drift hits both sides "
+                'alike. Milliseconds; "first chunk" is the first body byte after the '
+                "response head."
+            ),
             "",
             "| request | direct p50 | gateway p50 | added p50 | direct p99 | gateway p99 | "
             "added p99 |",
             "|---|---:|---:|---:|---:|---:|---:|",
             *rows,
             "",
-            f"Gateway CPU at concurrency 1 ({'; '.join(cpu)}).",
+            _para(f"Gateway CPU at concurrency 1: {'; '.join(cpu)}."),
         ]
     )
 
 
+def _throughput_row(cell: dict[str, Any]) -> str:
+    elapsed = cell["elapsed_s"] or 1e-9
+    lat = cell["latency_us"]
+    is_gw = cell["target"] == "gateway"
+    dash = "—"
+    per_request = (
+        f"{cell['gateway_cpu_s'] / cell['completed'] * 1e6:.0f}"
+        if is_gw and cell["completed"]
+        else dash
+    )
+    gw_core = f"{cell['gateway_cpu_s'] / elapsed:.0%}" if is_gw else dash
+    other = cell.get("other_load")
+    other_text = dash if not is_gw or other is None else f"{other:.0%}"
+    if is_gw and cell.get("attempts", 1) > 1:
+        other_text += f" (best of {cell['attempts']})"
+    load_core = (cell["loadgen_cpu_s"] + cell["emulator_cpu_s"]) / elapsed
+    kinds = ", ".join(f"{k} {v}" for k, v in cell["error_kinds"].items())
+    errors = f"{cell['errors']} ({kinds})" if cell["errors"] else "0"
+    name = "**gateway**" if is_gw else "direct"
+    rps = f"**{_int(cell['rps'])}**" if is_gw else _int(cell["rps"])
+    return (
+        f"| {cell['kind']} | {cell['concurrency']} | {name} | {rps} | {errors} | "
+        f"{_ms(lat.get('p50'))} | {_ms(lat.get('p99'))} | {per_request} | {gw_core} | "
+        f"{other_text} | {cell['loadgen_cpu_s'] / elapsed:.0%} | {load_core:.0%} |"
+    )
+
+
 def _throughput_section(results: dict[str, Any]) -> str:
-    rows = []
-    for cell in results["throughput"]:
-        elapsed = cell["elapsed_s"] or 1e-9
-        lat = cell["latency_us"]
-        is_gw = cell["target"] == "gateway"
-        per_request = (
-            f"{cell['gateway_cpu_s'] / cell['completed'] * 1e6:.0f}"
-            if is_gw and cell["completed"]
-            else "—"
-        )
-        gw_core = f"{cell['gateway_cpu_s'] / elapsed:.0%}" if is_gw else "—"
-        load_core = (cell["loadgen_cpu_s"] + cell["emulator_cpu_s"]) / elapsed
-        kinds = ", ".join(f"{k} {v}" for k, v in cell["error_kinds"].items())
-        errors = f"{cell['errors']} ({kinds})" if cell["errors"] else "0"
-        name = "**gateway**" if is_gw else "direct"
-        rps = f"**{_int(cell['rps'])}**" if is_gw else _int(cell["rps"])
-        rows.append(
-            f"| {cell['kind']} | {cell['concurrency']} | {name} | {rps} | {errors} | "
-            f"{_ms(lat.get('p50'))} | {_ms(lat.get('p99'))} | {per_request} | {gw_core} | "
-            f"{cell['loadgen_cpu_s'] / elapsed:.0%} | {load_core:.0%} |"
-        )
+    cells = results["throughput"]
+    gw = [c for c in cells if c["target"] == "gateway"]
+    best_plain = max((c for c in gw if c["kind"] == "plain"), key=lambda c: c["rps"])
+    best_stream = max((c for c in gw if c["kind"] == "stream"), key=lambda c: c["rps"])
+    saturated = [c for c in gw if c["concurrency"] > 1]
+
+    def per(kind: str) -> str:
+        chosen = [c for c in saturated if c["kind"] == kind]
+        cpu = sum(c["gateway_cpu_s"] for c in chosen)
+        done = sum(c["completed"] for c in chosen)
+        return f"{cpu / done * 1e6:.0f} µs" if done else "n/a"
+
+    drops = [
+        f"{c['kind']}, concurrency {c['concurrency']}, {c['target']}: {c['tcp']['listen_drops']}"
+        for c in cells
+        if c.get("tcp", {}).get("listen_drops")
+    ]
+    drops_text = (
+        "SYNs dropped by a full listen queue during a measured window (system-wide, "
+        "/proc/net/netstat ListenDrops; each costs its connection a 1 s retransmit): "
+        + ("; ".join(drops) + "." if drops else "none.")
+    )
     return "\n".join(
         [
             "## Throughput",
             "",
-            "Closed loop: each connection sends its next request when the last answer is "
-            "complete. Latency is to the end of the answer (the whole stream), in ms. "
-            "\"CPU/req\" is the gateway's utime+stime over the window (/proc/<pid>/stat) "
-            "divided by the requests completed; \"gateway core\" is its CPU use; \"client\" "
-            "the load generator's; \"load core\" the generator plus the emulator, which "
-            "share one core: near 100% it, not the gateway, is the limit, so the direct "
-            "rows show what the load core can drive at all.",
+            _para(
+                "Closed loop: each connection sends its next request as soon as the last "
+                "answer is complete; for streams, req/s is streams per second and latency is "
+                "to the end of the stream (ms). CPU/req is the gateway's utime+stime over "
+                "the measured window (/proc/<pid>/stat) divided by the requests completed. "
+                '"gateway core" is the gateway\'s CPU use and "others on it" what other processes '
+                "took of that core (a gateway cell is measured again, within a small budget, "
+                'when they took over 10%); "client" is the load generator\'s CPU use and '
+                '"load core" the client plus the emulator, which share the other core. '
+                "Near 100% on the load core, the client and emulator, not the gateway, set "
+                "the pace: the direct rows show what they can drive on their own."
+            ),
             "",
             "| kind | conc. | to | req/s | errors | p50 | p99 | CPU/req µs | gateway core | "
-            "client | load core |",
-            "|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|",
-            *rows,
+            "others on it | client | load core |",
+            "|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+            *(_throughput_row(c) for c in cells),
+            "",
+            _para(
+                f"Best: {_int(best_plain['rps'])} plain req/s (concurrency "
+                f"{best_plain['concurrency']}) and {_int(best_stream['rps'])} streams/s "
+                f"(concurrency {best_stream['concurrency']}), on one core. Gateway CPU when "
+                f"busy (concurrency 64 and 256): {per('plain')} per plain request, "
+                f"{per('stream')} per {results['shape']['gateway_stream']['events']}-event "
+                "stream."
+            ),
+            "",
+            _para(drops_text),
         ]
     )
 
@@ -243,11 +339,11 @@ def _memory_section(results: dict[str, Any]) -> str:
             peaks[key] = cell["rss"]["max_kib"]
     held = results["held_streams"]
     rows = [
-        f"| idle, after start-up ({results['startup_s']} s to first /healthz 200) | "
+        f"| idle, after start-up ({results['startup_s']} s to the first /healthz 200) | "
         f"{_mib(results['rss_idle_start_kib'])} |",
-        f"| idle, after the concurrency-1 latency run | {_mib(results['rss_idle_warm_kib'])} |",
-        *(f"| peak under load: {k} | {_mib(v)} |" for k, v in peaks.items()),
+        f"| idle, after the concurrency-1 plain run | {_mib(results['rss_idle_warm_kib'])} |",
         f"| {held['held']} streams open at once | {_mib(held['rss_held_kib'])} |",
+        *(f"| peak under load: {k} | {_mib(v)} |" for k, v in peaks.items()),
         f"| idle, at the end | {_mib(results['rss_idle_end_kib'])} |",
         f"| high-water mark over the run (VmHWM) | {_mib(results['rss_hwm_kib'])} |",
     ]
@@ -258,20 +354,25 @@ def _memory_section(results: dict[str, Any]) -> str:
         [
             "## Memory",
             "",
-            "Gateway RSS in MiB: VmRSS from /proc/<pid>/status, sampled at ~10 Hz during each "
-            "cell (the peak is the highest sample).",
+            _para(
+                "Gateway RSS in MiB (VmRSS from /proc/<pid>/status), in the order measured; "
+                "the peaks are the highest of the ~10 Hz samples taken during each cell."
+            ),
             "",
             "| when | RSS MiB |",
             "|---|---:|",
             *rows,
             "",
-            f"**Per open stream: {per_stream_text}** (RSS with {held['held']} of "
-            f"{held['requested']} streams open, minus RSS just before, divided by the "
-            f"streams; errors: {errors}). The emulator was told to stall each stream after "
-            "3 chunks, so they stayed open; the client then closed them all. The gateway "
-            f"used {held['cpu_while_held_s_per_s']:.2f} s CPU per second while they idled, "
-            f"and {held['cpu_after_release_s_per_s']:.2f} s per second after the clients "
-            "left (every upstream stream cancelled, nothing left relaying).",
+            _para(
+                f"**Per open stream: {per_stream_text}**: RSS with {held['held']} of "
+                f"{held['requested']} streams open at once, minus RSS just before, divided by "
+                f"the streams (errors: {errors}). The emulator stalls each of these streams "
+                "after 3 chunks, so they stay open until the client closes them all. The "
+                f"gateway used {held['cpu_while_held_s_per_s']:.2f} s of CPU per second "
+                f"while they were open and idle, and {held['cpu_after_release_s_per_s']:.2f} "
+                "s per second after the clients left: every upstream stream was cancelled, "
+                "nothing kept relaying."
+            ),
         ]
     )
 
@@ -282,11 +383,13 @@ def _peers_section() -> str:
         [
             "## Peers, for context",
             "",
-            "LiteLLM and Portkey, measured on this machine class (see the peer notes in "
-            "shared/design/peers.md): one gateway process on one core, an nginx "
-            "fixed-response upstream instead of our emulator, wrk for plain requests and an "
-            "aiohttp client for streams, 15 s cells. The method is close to ours but not the "
-            "same, so compare orders of magnitude, not the last digit.",
+            _para(
+                "LiteLLM and Portkey as measured on this machine class (see the peer notes, "
+                "shared/design/peers.md): one gateway process on one core, an nginx "
+                "fixed-response upstream instead of our emulator, wrk for plain requests and "
+                "an aiohttp client for streams, 15 s cells. Close to our method but not the "
+                "same one: compare orders of magnitude, not last digits."
+            ),
             "",
             "| | LiteLLM 1.110.2, 1 worker | Portkey 1.15.2 |",
             "|---|---:|---:|",
@@ -295,21 +398,65 @@ def _peers_section() -> str:
     )
 
 
+def _foreign_loads(results: dict[str, Any]) -> list[float]:
+    runs = [c for c in results["throughput"] if c["target"] == "gateway"]
+    runs += [results["latency_plain"], results["latency_stream"]]
+    return [r["other_load"] for r in runs if r.get("other_load") is not None]
+
+
 def _notes_section(results: dict[str, Any]) -> str:
+    loads = _foreign_loads(results)
+    if loads:
+        quiet = max(loads) < 0.05
+        foreign = (
+            f"Other work on the gateway's core during the measurements kept (its busy time "
+            f"in /proc/stat minus the gateway's own CPU) was at most {max(loads):.0%}"
+            + (
+                "."
+                if quiet
+                else ": something else ran on this machine during the run, so the numbers "
+                "are pessimistic; re-run on a quiet machine."
+            )
+        )
+    else:
+        foreign = "Other work on the gateway's core was not measured (processes not pinned)."
     return "\n".join(
         [
             "## Reading these numbers",
             "",
-            "- CPU times come from /proc in clock ticks (10 ms); over a cell of thousands of "
-            "requests that is well under 1% error, but the concurrency-1 CPU figures are "
-            "rougher.",
-            "- At concurrency 1 the client waits for each answer, so latency includes a "
-            "wake-up of each process on the way; the direct column shows what the client and "
-            "the emulator alone take.",
-            "- When \"load core\" is near 100% in a gateway row, the emulator and client are "
-            "the bottleneck and the gateway's req/s is a lower bound; compare the gateway "
-            "core column.",
-            "- Re-run after changes with the command above; `--quick` gives a rough picture in "
-            "under a minute, `--json FILE` keeps the raw numbers.",
+            _bullet(foreign),
+            _bullet(
+                "CPU times come from /proc in clock ticks (10 ms). Over a throughput cell "
+                "that is well under 1% error; the concurrency-1 CPU figures are rougher."
+            ),
+            _bullet(
+                "At concurrency 1 every request wakes each process on its way, so the gateway "
+                "spends more CPU per request than when busy (batched reads and writes)."
+            ),
+            _bullet(
+                "Latency percentiles under load come from wrk when it is installed. wrk "
+                "corrects for coordinated omission: a connection that stalls is credited with "
+                "the requests it would have sent meanwhile, so at tens of thousands of req/s "
+                "one 10 ms stall (another process scheduled on the core) becomes hundreds of "
+                "slow samples. That is why a direct p99 at concurrency 1 can read several ms; "
+                "the concurrency-1 table above (no correction, interleaved) is the reference "
+                "for added latency."
+            ),
+            _bullet(
+                "Direct rows at concurrency 256: wrk opens its 256 connections at once and "
+                "the emulator listens with asyncio's default backlog of 100, so some SYNs are "
+                "dropped and retried after 1 s; that, not steady state, is their p99. Before "
+                "each gateway cell a short Python run refills the gateway's upstream pool, so "
+                "the gateway rows do not pay it (wrk's warm-up run ends with requests in "
+                "flight, and the gateway rightly aborts their upstream connections)."
+            ),
+            _bullet(
+                "Tail latency at concurrency 256 is otherwise queueing: 256 requests in "
+                "flight on one core."
+            ),
+            _bullet(
+                "Re-run after a change with the command above. `--quick` gives a rough "
+                "picture in under a minute; `--json FILE` keeps the raw numbers."
+            ),
         ]
     )

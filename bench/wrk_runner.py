@@ -40,7 +40,8 @@ def wrk_version() -> str:
     if path is None:
         return "not installed"
     out = subprocess.run([path, "-v"], capture_output=True, text=True, timeout=10)
-    return (out.stdout or out.stderr).splitlines()[0].strip()
+    first = (out.stdout or out.stderr).splitlines()[0]
+    return first.split(" Copyright")[0].strip()  # "wrk 4.1.0 [epoll]"
 
 
 def _lua_string(text: str) -> str:
@@ -82,7 +83,9 @@ def run_wrk(
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith(_MARK)), None)
     if out.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed ({out.returncode}): {out.stdout[-2000:]}{out.stderr[-2000:]}")
+        raise RuntimeError(
+            f"wrk failed ({out.returncode}): {out.stdout[-2000:]}{out.stderr[-2000:]}"
+        )
     summary = json.loads(line[len(_MARK) :])
     summary["loadgen_cpu_s"] = (after.ru_utime + after.ru_stime) - (
         before.ru_utime + before.ru_stime

@@ -32,10 +32,14 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_check)
 
     emulate = commands.add_parser("emulate", help="run an emulated cloud, for tests and demos")
-    emulate.add_argument("flavor", choices=["openai", "azure"])
+    emulate.add_argument("flavor", choices=["openai", "azure", "bedrock"])
     emulate.add_argument("--host", default="127.0.0.1")
     emulate.add_argument("--port", type=int, default=8000)
-    emulate.add_argument("--api-key", help="the key clients must present")
+    emulate.add_argument("--api-key", help="the key clients must present (bedrock: API key)")
+    emulate.add_argument(
+        "--access-key-id", help="bedrock: the SigV4 key id to accept ($AWS_ACCESS_KEY_ID)"
+    )
+    emulate.add_argument("--secret-access-key", help="bedrock: its secret ($AWS_SECRET_ACCESS_KEY)")
     emulate.set_defaults(run=_emulate)
 
     demo = commands.add_parser(
@@ -101,9 +105,18 @@ def _print_errors(exc: ConfigError) -> None:
 
 
 def _emulate(args: argparse.Namespace) -> int:
+    import os
+
     from skyroute.emulators.runner import run_emulator_forever
 
-    run_emulator_forever(args.flavor, args.host, args.port, args.api_key)
+    extra: dict[str, str | None] = {}
+    if args.flavor == "bedrock":
+        extra["access_key_id"] = args.access_key_id or os.environ.get("AWS_ACCESS_KEY_ID")
+        extra["secret_access_key"] = args.secret_access_key or os.environ.get(
+            "AWS_SECRET_ACCESS_KEY"
+        )
+        extra["session_token"] = os.environ.get("AWS_SESSION_TOKEN")
+    run_emulator_forever(args.flavor, args.host, args.port, args.api_key, **extra)
     return 0
 
 

@@ -151,18 +151,18 @@ class ChatResponse(_Value):
 # --- stream events -------------------------------------------------------------------
 
 
-class TextDelta(_Value, tag_field="kind", tag="text"):
+class TextDelta(_Value, tag_field="kind", tag="text", kw_only=True):
     choice: int = 0
     text: str
 
 
-class ReasoningDelta(_Value, tag_field="kind", tag="reasoning"):
+class ReasoningDelta(_Value, tag_field="kind", tag="reasoning", kw_only=True):
     choice: int = 0
     text: str = ""
     signature: str | None = None
 
 
-class ToolCallStart(_Value, tag_field="kind", tag="tool_call_start"):
+class ToolCallStart(_Value, tag_field="kind", tag="tool_call_start", kw_only=True):
     """A new tool call; ``slot`` is its index among this choice's calls."""
 
     choice: int = 0
@@ -172,13 +172,13 @@ class ToolCallStart(_Value, tag_field="kind", tag="tool_call_start"):
     signature: str | None = None
 
 
-class ToolCallDelta(_Value, tag_field="kind", tag="tool_call_delta"):
+class ToolCallDelta(_Value, tag_field="kind", tag="tool_call_delta", kw_only=True):
     choice: int = 0
     slot: int
     arguments: str
 
 
-class Finish(_Value, tag_field="kind", tag="finish"):
+class Finish(_Value, tag_field="kind", tag="finish", kw_only=True):
     choice: int = 0
     reason: FinishReason
     raw_reason: str | None = None

@@ -121,7 +121,40 @@ class BedrockProviderConfig(_Section, tag_field="type", tag="bedrock"):
     drop_unsupported_params: bool = False
 
 
-ProviderConfig = OpenAIProviderConfig | AzureProviderConfig | BedrockProviderConfig
+class VertexProviderConfig(_Section, tag_field="type", tag="vertex"):
+    """Google Vertex AI. The deployment's ``model`` picks the API: a Gemini model name
+    (``gemini-2.5-flash``) uses generateContent; a ``publisher/model`` name
+    (``meta/llama-3.3-70b-instruct-maas``) uses Vertex's OpenAI-compatible endpoint.
+
+    Credentials: a static ``access_token``; a service-account key file
+    (``credentials_file``); or Application Default Credentials (which include workload
+    identity federation), through google-auth.
+    """
+
+    project: str
+    location: str
+    endpoint: str | None = None
+    access_token: Secret | None = None
+    credentials_file: str | None = None
+    api_version: str = "v1"
+
+
+class GeminiProviderConfig(_Section, tag_field="type", tag="gemini"):
+    """The Gemini API (Google AI Studio). The key goes in the ``x-goog-api-key`` header,
+    never in a URL, so it cannot leak through a logged URL."""
+
+    api_key: Secret
+    base_url: str = "https://generativelanguage.googleapis.com"
+    api_version: str = "v1beta"
+
+
+ProviderConfig = (
+    OpenAIProviderConfig
+    | AzureProviderConfig
+    | BedrockProviderConfig
+    | VertexProviderConfig
+    | GeminiProviderConfig
+)
 
 
 class AuthConfig(_Section):
@@ -326,6 +359,23 @@ def _check_provider(path: str, provider: ProviderConfig) -> list[str]:
             return errors
         case BedrockProviderConfig():
             return _check_bedrock(path, provider)
+        case VertexProviderConfig():
+            return _check_vertex(path, provider)
+        case GeminiProviderConfig():
+            return _check_url(f"{path}.base_url", provider.base_url)
+
+
+def _check_vertex(path: str, provider: VertexProviderConfig) -> list[str]:
+    errors = []
+    if not re.fullmatch(r"[a-z0-9-]+", provider.location):
+        errors.append(f"{path}.location: not a Google Cloud location like us-central1 or global")
+    if not re.fullmatch(r"[a-z][a-z0-9-]{4,61}[a-z0-9]", provider.project):
+        errors.append(f"{path}.project: not a Google Cloud project id")
+    if provider.endpoint is not None:
+        errors.extend(_check_url(f"{path}.endpoint", provider.endpoint))
+    if provider.access_token is not None and provider.credentials_file is not None:
+        errors.append(f"{path}: set either access_token or credentials_file, not both")
+    return errors
 
 
 def _check_bedrock(path: str, provider: BedrockProviderConfig) -> list[str]:

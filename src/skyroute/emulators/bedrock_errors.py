@@ -33,16 +33,28 @@ CONTEXT_TOO_LONG: Final = "Input is too long for requested model."
 # status -> (error type, Bedrock's own message where known)
 _BY_STATUS: Final = MappingProxyType(
     {
-        400: ("ValidationException", "Malformed input request, please reformat your input and try again."),
-        403: ("AccessDeniedException", "You don't have access to the model with the specified model ID."),
+        400: (
+            "ValidationException",
+            "Malformed input request, please reformat your input and try again.",
+        ),
+        403: (
+            "AccessDeniedException",
+            "You don't have access to the model with the specified model ID.",
+        ),
         404: ("ResourceNotFoundException", "The provided model identifier is invalid."),
-        408: ("ModelTimeoutException", "Model has timed out in processing the request. Try your request again."),
+        408: (
+            "ModelTimeoutException",
+            "Model has timed out in processing the request. Try your request again.",
+        ),
         424: ("ModelErrorException", "The model returned an error. Try your request again."),
         429: ("ThrottlingException", "Too many requests, please wait before trying again."),
-        500: ("InternalServerException", "The system encountered an unexpected error during processing. Try your request again."),
+        500: (
+            "InternalServerException",
+            "The system encountered an unexpected error during processing. Try your request again.",
+        ),
         503: ("ServiceUnavailableException", "Bedrock is unable to process your request."),
     }
-)  # fmt: skip
+)
 
 # The exception members a stream may carry, with the HTTP status of the same error.
 _STREAM_STATUS: Final = MappingProxyType(

@@ -8,6 +8,9 @@ await emu.close()
 with EmulatorThread("azure", api_key="k") as emu:      # for synchronous tests
     emu.add_faults("gpt-4o", [{"kind": "status", "status": 429}])
     openai.AzureOpenAI(azure_endpoint=emu.base_url, api_key="k", api_version="2024-10-21")
+
+with EmulatorThread("bedrock", access_key_id="AKIDEXAMPLE", secret_access_key="s") as emu:
+    boto3.client("bedrock-runtime", endpoint_url=emu.base_url, ...)
 """
 
 from __future__ import annotations
@@ -17,18 +20,29 @@ import contextlib
 import threading
 from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeAlias, TypeVar
 
+from skyroute.emulators.bedrock import BedrockEmulator
 from skyroute.emulators.faults import Fault, to_fault
 from skyroute.emulators.http import ConnectionSet, HttpLimits, start_server
 from skyroute.emulators.ledger import RequestRecord
-from skyroute.emulators.openai import Flavor, OpenAIEmulator
+from skyroute.emulators.openai import OpenAIEmulator
 
-__all__ = ["EmulatorThread", "RunningEmulator", "run_emulator_forever", "serve_emulator"]
+__all__ = [
+    "Emulator",
+    "EmulatorThread",
+    "Flavor",
+    "RunningEmulator",
+    "run_emulator_forever",
+    "serve_emulator",
+]
 
 _T = TypeVar("_T")
 _START_TIMEOUT = 10.0
-_BASE_PATHS = {"openai": "/v1", "azure": ""}
+_BASE_PATHS = {"openai": "/v1", "azure": "", "bedrock": ""}
+
+Flavor = Literal["openai", "azure", "bedrock"]
+Emulator: TypeAlias = OpenAIEmulator | BedrockEmulator
 
 
 class RunningEmulator:
@@ -36,7 +50,7 @@ class RunningEmulator:
 
     def __init__(
         self,
-        emulator: OpenAIEmulator,
+        emulator: Emulator,
         server: asyncio.Server,
         connections: ConnectionSet,
         host: str,
@@ -50,7 +64,8 @@ class RunningEmulator:
 
     @property
     def base_url(self) -> str:
-        """What an SDK takes: `http://h:p/v1` (OpenAI `base_url`) or `http://h:p` (Azure)."""
+        """What an SDK takes: `http://h:p/v1` (OpenAI `base_url`) or `http://h:p` (Azure,
+        Bedrock's `endpoint_url` / AnthropicBedrock's `base_url`)."""
         return f"http://{self.host}:{self.port}{_BASE_PATHS[self.emulator.flavor]}"
 
     async def close(self) -> None:
@@ -69,13 +84,21 @@ async def serve_emulator(
     limits: HttpLimits | None = None,
     **kw: Any,
 ) -> RunningEmulator:
-    """Start an emulator; `kw` goes to `OpenAIEmulator` (faults, model_ids, ...)."""
-    emulator = OpenAIEmulator(flavor, api_key, **kw)
+    """Start an emulator; `kw` goes to `OpenAIEmulator` (faults, model_ids, ...) or, for
+    "bedrock", to `BedrockEmulator` (access_key_id, secret_access_key, session_token, ...),
+    where `api_key` is the Bedrock API key accepted as `Authorization: Bearer`."""
+    emulator = _build(flavor, api_key, kw)
     connections = ConnectionSet()
     server, bound = await start_server(
         emulator.handle, host, port, limits=limits, connections=connections
     )
     return RunningEmulator(emulator, server, connections, host, bound)
+
+
+def _build(flavor: Flavor, api_key: str | None, kw: dict[str, Any]) -> Emulator:
+    if flavor == "bedrock":
+        return BedrockEmulator(api_key=api_key, **kw)
+    return OpenAIEmulator(flavor, api_key, **kw)
 
 
 class EmulatorThread:
@@ -143,7 +166,7 @@ class EmulatorThread:
         return self._live.base_url
 
     @property
-    def emulator(self) -> OpenAIEmulator:
+    def emulator(self) -> Emulator:
         return self._live.emulator
 
     def add_faults(self, model: str, faults: Iterable[Fault | dict[str, object]]) -> None:
@@ -171,12 +194,17 @@ class EmulatorThread:
 
 
 def run_emulator_forever(
-    flavor: Flavor, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None
+    flavor: Flavor,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    api_key: str | None = None,
+    **kw: Any,
 ) -> None:
-    """Serve until interrupted (`skyroute emulate openai|azure`); uses uvloop when present."""
+    """Serve until interrupted (`skyroute emulate openai|azure|bedrock`); uses uvloop when
+    present. `kw` goes to the emulator (for bedrock: access_key_id, secret_access_key, ...)."""
 
     async def main() -> None:
-        running = await serve_emulator(flavor, host, port, api_key)
+        running = await serve_emulator(flavor, host, port, api_key, **kw)
         url = f"http://{host}:{running.port}"
         print(f"skyroute emulator ({flavor}) listening on {url}", flush=True)
         try:

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from skyroute.core.config import AzureProviderConfig, OpenAIProviderConfig, ProviderConfig
+from skyroute.core.config import (
+    AzureProviderConfig,
+    BedrockProviderConfig,
+    OpenAIProviderConfig,
+    ProviderConfig,
+)
 from skyroute.providers.azure import AzureProvider
 from skyroute.providers.base import Provider
+from skyroute.providers.bedrock import BedrockProvider
 from skyroute.providers.entra import ClientCredentials, StaticToken, TokenProvider
 from skyroute.providers.openai import OpenAIProvider
 from skyroute.transport.client import HttpClient
@@ -15,9 +21,11 @@ from skyroute.transport.client import HttpClient
 def build_providers(
     configs: Mapping[str, ProviderConfig],
     client: HttpClient,
+    env: Mapping[str, str],
     token_providers: Mapping[str, TokenProvider] | None = None,
 ) -> dict[str, Provider]:
-    """``token_providers`` lets an embedding program supply Azure tokens by provider name."""
+    """``env`` is where default credentials come from (AWS variables); ``token_providers``
+    lets an embedding program supply Azure tokens by provider name."""
     token_providers = token_providers or {}
     providers: dict[str, Provider] = {}
     for name, config in configs.items():
@@ -27,6 +35,8 @@ def build_providers(
             case AzureProviderConfig():
                 tokens = token_providers.get(name) or _azure_tokens(config, client)
                 providers[name] = AzureProvider(name, config, tokens)
+            case BedrockProviderConfig():
+                providers[name] = BedrockProvider(name, config, env)
     return providers
 
 

@@ -172,7 +172,8 @@ def canonical_request(
 
 
 def string_to_sign(amz_date: str, scope: str, canonical_request: str) -> str:
-    """``scope`` is the credential scope without the access key: date/region/service/aws4_request."""
+    """``scope`` is the credential scope, without the access key:
+    ``date/region/service/aws4_request``."""
     digest = hashlib.sha256(canonical_request.encode("utf-8")).hexdigest()
     return f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
 

@@ -245,6 +245,7 @@ def create_app(
     wall_clock: Callable[[], float] = time.time,
     rng: random.Random | None = None,
     token_providers: Mapping[str, TokenProvider] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> SkyrouteApp:
     """Build the whole object graph from a validated config; tests pass their own effects."""
     assert config.auth.master_key is not None, "validated configs always have a master key"
@@ -254,7 +255,9 @@ def create_app(
         config=config,
         master_key=config.auth.master_key,
         routes=routes,
-        providers=build_providers(config.providers, client, token_providers),
+        providers=build_providers(
+            config.providers, client, os.environ if env is None else env, token_providers
+        ),
         client=client,
         attempts=AttemptLoop(routes, clock=clock, rng=rng or random.Random()),
         clock=clock,

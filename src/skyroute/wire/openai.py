@@ -58,6 +58,8 @@ class ChatRequest(msgspec.Struct, kw_only=True):
     stream: bool
     include_usage: bool
     prompt_chars: int
+    canonical: object = None
+    """The canonical form, filled in once by the first translating provider to need it."""
 
 
 def parse_chat_request(raw: bytes) -> ChatRequest:

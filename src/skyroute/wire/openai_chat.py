@@ -1,0 +1,594 @@
+"""OpenAI chat completions ⇄ the canonical chat, for hops to a different protocol.
+
+Same-family hops (OpenAI in, OpenAI-compatible out) never come here: they use the
+pass-through helpers in ``wire.openai``. This module is paid only when the upstream speaks
+something else (Bedrock Converse, say): ``to_canonical`` reads a decoded request body,
+``response_to_openai`` writes a ``chat.completion`` and ``OpenAIChunkWriter`` writes the
+``chat.completion.chunk`` payloads of a stream (protocols.md §1).
+
+Reasoning that carries a provider signature (Claude's thinking, which must be sent back
+unchanged in tool loops, protocols.md §6) travels in ``thinking_blocks``, the field other
+OpenAI-compatible gateways use for it; plain reasoning text is ``reasoning_content``.
+
+Pure functions only: no I/O, no clock, no logging.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from typing import Any, Literal, assert_never
+
+import msgspec
+
+from skyroute.core.chat import (
+    ChatRequest,
+    ChatResponse,
+    ContentPart,
+    Finish,
+    ImagePart,
+    Message,
+    Reasoning,
+    ReasoningConfig,
+    ReasoningDelta,
+    ResponseFormat,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallStart,
+    ToolChoice,
+    UsageReport,
+)
+from skyroute.core.errors import InvalidRequest
+from skyroute.core.usage import Usage
+
+Effort = Literal["minimal", "low", "medium", "high"]
+ToolMode = Literal["auto", "none", "required"]
+
+__all__ = ["OpenAIChunkWriter", "response_to_openai", "to_canonical", "unsupported_fields"]
+
+_EFFORTS: dict[str, Effort] = {
+    "minimal": "minimal", "low": "low", "medium": "medium", "high": "high"
+}  # fmt: skip
+_TOOL_MODES: dict[str, ToolMode] = {"none": "none", "auto": "auto", "required": "required"}
+_encode = msgspec.json.Encoder()
+
+
+# --- request --------------------------------------------------------------------------
+
+
+def to_canonical(body: dict[str, Any]) -> ChatRequest:
+    """Read a decoded OpenAI chat body (``model`` and message roles already checked by
+    ``wire.openai.parse_chat_request``); raise ``InvalidRequest`` naming the parameter."""
+    messages = [_message(i, m) for i, m in enumerate(body["messages"])]
+    options = _optional(body, "stream_options", dict) or {}
+    max_tokens = _positive_int(body, "max_completion_tokens")
+    if max_tokens is None:
+        max_tokens = _positive_int(body, "max_tokens")
+    return ChatRequest(
+        model=body["model"],
+        messages=messages,
+        tools=[_tool(k, t) for k, t in enumerate(_optional(body, "tools", list) or [])],
+        tool_choice=_tool_choice(body.get("tool_choice")),
+        parallel_tool_calls=_optional(body, "parallel_tool_calls", bool),
+        response_format=_response_format(body.get("response_format")),
+        temperature=_number(body, "temperature"),
+        top_p=_number(body, "top_p"),
+        max_tokens=max_tokens,
+        stop=_stop(body.get("stop")),
+        n=_positive_int(body, "n") or 1,
+        seed=_optional(body, "seed", int),
+        reasoning=_reasoning_effort(body.get("reasoning_effort")),
+        stream=bool(_optional(body, "stream", bool)),
+        include_usage=options.get("include_usage") is True,
+        user=_optional(body, "user", str),
+    )
+
+
+def _message(i: int, raw: dict[str, Any]) -> Message:
+    role = raw["role"]
+    at = f"messages[{i}]"
+    name = _optional(raw, "name", str, at)
+    match role:
+        case "system" | "developer" | "user":
+            return Message(role=role, content=_content(raw.get("content"), at), name=name)
+        case "assistant":
+            return Message(
+                role="assistant",
+                content=_content(raw.get("content"), at),
+                tool_calls=_tool_calls(raw.get("tool_calls"), at),
+                reasoning=_reasoning(raw, at),
+                name=name,
+            )
+        case "tool":
+            call_id = raw.get("tool_call_id")
+            if not isinstance(call_id, str) or not call_id:
+                raise InvalidRequest(
+                    f"'{at}.tool_call_id' is required for tool messages.",
+                    param=f"{at}.tool_call_id",
+                )
+            return Message(
+                role="tool", content=_content(raw.get("content"), at), tool_call_id=call_id
+            )
+        case _:
+            raise InvalidRequest(
+                f"'{at}.role' '{role}' is not supported by this deployment; use 'tool'.",
+                param=f"{at}.role",
+            )
+
+
+def _content(content: object, at: str) -> list[ContentPart]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [TextPart(text=content)] if content else []
+    if not isinstance(content, list):
+        raise InvalidRequest(f"'{at}.content' must be a string or an array.", param=f"{at}.content")
+    return [_part(part, f"{at}.content[{j}]") for j, part in enumerate(content)]
+
+
+def _part(part: object, at: str) -> ContentPart:
+    if not isinstance(part, dict):
+        raise InvalidRequest(f"'{at}' must be an object.", param=at)
+    kind = part.get("type")
+    match kind:
+        case "text":
+            return TextPart(text=_required_str(part, "text", at))
+        case "refusal":
+            # An earlier assistant turn's refusal is text the model wrote.
+            return TextPart(text=_required_str(part, "refusal", at))
+        case "image_url":
+            return _image(part.get("image_url"), f"{at}.image_url")
+        case "input_audio" | "file":
+            raise InvalidRequest(
+                f"Content of type '{kind}' is not supported by this deployment.",
+                param=f"{at}.{kind}",
+            )
+        case _:
+            raise InvalidRequest(f"Unknown content part type {kind!r}.", param=f"{at}.type")
+
+
+def _image(image: object, at: str) -> ImagePart:
+    detail = None
+    if isinstance(image, dict):
+        detail = _optional(image, "detail", str, at)
+        image = image.get("url")
+    if not isinstance(image, str) or not image:
+        raise InvalidRequest(f"'{at}.url' must be a non-empty string.", param=at)
+    if image.startswith("data:"):
+        media_type, data = _data_url(image, at)
+        return ImagePart(media_type=media_type, data=data, detail=detail)
+    if image.startswith(("https://", "http://")):
+        return ImagePart(url=image, detail=detail)
+    raise InvalidRequest(f"'{at}.url' must be an https or a data: URL.", param=at)
+
+
+def _data_url(url: str, at: str) -> tuple[str, bytes]:
+    """``data:<media type>;base64,<data>`` → (media type, bytes)."""
+    header, comma, data = url.partition(",")
+    media_type, _, encoding = header[5:].partition(";")
+    if not comma or encoding.lower() != "base64" or "/" not in media_type:
+        raise InvalidRequest(
+            f"'{at}.url' must be a base64 data URL (data:image/png;base64,...).", param=at
+        )
+    try:
+        return media_type.lower(), base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest(f"'{at}.url' holds invalid base64 data.", param=at) from None
+
+
+def _tool_calls(raw: object, at: str) -> list[ToolCall]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise InvalidRequest(f"'{at}.tool_calls' must be an array.", param=f"{at}.tool_calls")
+    calls = []
+    for k, call in enumerate(raw):
+        where = f"{at}.tool_calls[{k}]"
+        if not isinstance(call, dict) or call.get("type", "function") != "function":
+            raise InvalidRequest(f"'{where}' must be a function call.", param=where)
+        function = _optional(call, "function", dict, where) or {}
+        arguments = function.get("arguments", "")
+        if isinstance(arguments, dict):
+            arguments = _encode.encode(arguments).decode()
+        elif not isinstance(arguments, str):
+            where_args = f"{where}.function.arguments"
+            raise InvalidRequest(f"'{where_args}' must be a JSON string.", param=where_args)
+        calls.append(
+            ToolCall(
+                id=_required_str(call, "id", where),
+                name=_required_str(function, "name", f"{where}.function"),
+                arguments=arguments,
+            )
+        )
+    return calls
+
+
+def _reasoning(raw: dict[str, Any], at: str) -> list[Reasoning]:
+    blocks = _optional(raw, "thinking_blocks", list, at)
+    if blocks:
+        return [
+            _thinking_block(block, f"{at}.thinking_blocks[{k}]") for k, block in enumerate(blocks)
+        ]
+    text = raw.get("reasoning_content")
+    if text is None:
+        text = raw.get("reasoning")
+    return [Reasoning(text=text)] if isinstance(text, str) and text else []
+
+
+def _thinking_block(block: object, at: str) -> Reasoning:
+    if isinstance(block, dict):
+        if block.get("type") == "thinking":
+            text = _optional(block, "thinking", str, at) or ""
+            return Reasoning(text=text, signature=_optional(block, "signature", str, at))
+        if block.get("type") == "redacted_thinking":
+            try:
+                return Reasoning(redacted=base64.b64decode(_required_str(block, "data", at)))
+            except (binascii.Error, ValueError):
+                raise InvalidRequest(f"'{at}.data' must be base64.", param=f"{at}.data") from None
+    raise InvalidRequest(f"'{at}' must be a thinking or redacted_thinking block.", param=at)
+
+
+def _tool(k: int, raw: object) -> Tool:
+    at = f"tools[{k}]"
+    if not isinstance(raw, dict):
+        raise InvalidRequest(f"'{at}' must be an object.", param=at)
+    if raw.get("type") != "function":
+        raise InvalidRequest(
+            f"Tools of type {raw.get('type')!r} are not supported by this deployment; "
+            "only 'function' tools are.",
+            param=f"{at}.type",
+        )
+    function = _optional(raw, "function", dict, at) or {}
+    at = f"{at}.function"
+    return Tool(
+        name=_required_str(function, "name", at),
+        description=_optional(function, "description", str, at),
+        parameters=_optional(function, "parameters", dict, at) or {},
+        strict=_optional(function, "strict", bool, at),
+    )
+
+
+def _tool_choice(raw: object) -> ToolChoice | None:
+    if raw is None:
+        return None
+    mode = _TOOL_MODES.get(raw) if isinstance(raw, str) else None
+    if mode is not None:
+        return ToolChoice(mode=mode)
+    match raw:
+        case {"type": "function", "function": {"name": str(name)}}:
+            return ToolChoice(mode="tool", name=name)
+    raise InvalidRequest(
+        "'tool_choice' must be 'none', 'auto', 'required' or "
+        '{"type": "function", "function": {"name": ...}}.',
+        param="tool_choice",
+    )
+
+
+def _response_format(raw: object) -> ResponseFormat | None:
+    match raw:
+        case None:
+            return None
+        case {"type": "text" | "json_object" as kind}:
+            return ResponseFormat(type=kind)
+        case {"type": "json_schema", "json_schema": dict(spec)}:
+            at = "response_format.json_schema"
+            return ResponseFormat(
+                type="json_schema",
+                name=_required_str(spec, "name", at),
+                schema=_optional(spec, "schema", dict, at),
+                strict=_optional(spec, "strict", bool, at),
+            )
+    raise InvalidRequest(
+        "'response_format' must be text, json_object or json_schema with a 'json_schema' object.",
+        param="response_format",
+    )
+
+
+def _reasoning_effort(raw: object) -> ReasoningConfig | None:
+    if raw is None or raw == "none":
+        return None
+    effort = _EFFORTS.get(raw) if isinstance(raw, str) else None
+    if effort is None:
+        raise InvalidRequest(
+            "'reasoning_effort' must be one of minimal, low, medium, high.",
+            param="reasoning_effort",
+        )
+    return ReasoningConfig(effort=effort)
+
+
+def _stop(raw: object) -> list[str]:
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        return [raw]
+    if isinstance(raw, list) and all(isinstance(s, str) for s in raw):
+        return raw
+    raise InvalidRequest("'stop' must be a string or an array of strings.", param="stop")
+
+
+# --- field checks ---------------------------------------------------------------------
+
+_TYPE_NAMES = {
+    str: "a string",
+    bool: "a boolean",
+    int: "an integer",
+    dict: "an object",
+    list: "an array",
+}
+
+
+def _optional(raw: dict[str, Any], key: str, kind: type[Any], at: str = "") -> Any:
+    """``raw[key]`` if present and of ``kind`` (``None`` if absent or null)."""
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        param = f"{at}.{key}" if at else key
+        raise InvalidRequest(f"'{param}' must be {_TYPE_NAMES[kind]}.", param=param)
+    return value
+
+
+def _required_str(raw: dict[str, Any], key: str, at: str) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str):
+        raise InvalidRequest(f"'{at}.{key}' must be a string.", param=f"{at}.{key}")
+    return value
+
+
+def _number(body: dict[str, Any], key: str) -> float | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidRequest(f"'{key}' must be a number.", param=key)
+    return float(value)
+
+
+def _positive_int(body: dict[str, Any], key: str) -> int | None:
+    value: int | None = _optional(body, key, int)
+    if value is not None and value < 1:
+        raise InvalidRequest(f"'{key}' must be at least 1.", param=key)
+    return value
+
+
+# --- fields without a canonical meaning -----------------------------------------------
+
+_MAPPED = frozenset(
+    {
+        "model", "messages", "tools", "tool_choice", "parallel_tool_calls", "response_format",
+        "temperature", "top_p", "max_completion_tokens", "max_tokens", "stop", "n", "seed",
+        "reasoning_effort", "stream", "stream_options", "user",
+    }
+)  # fmt: skip
+# Accepted and dropped: they change nothing about the completion itself.
+_HARMLESS = frozenset(
+    {"metadata", "store", "service_tier", "prompt_cache_key", "safety_identifier"}
+)
+
+
+def _is_null(value: object) -> bool:
+    return value is None
+
+
+# Fields that are harmless only while they hold their no-op value.
+_NEUTRAL_WHEN: dict[str, Callable[[object], bool]] = {
+    "logprobs": lambda v: v is None or v is False,
+    "top_logprobs": lambda v: v is None or v == 0,
+    "presence_penalty": lambda v: v is None or v == 0,
+    "frequency_penalty": lambda v: v is None or v == 0,
+    "logit_bias": lambda v: not v,
+    "modalities": lambda v: v is None or v == ["text"],
+    "verbosity": lambda v: v is None or v == "medium",
+    "audio": _is_null,
+    "prediction": _is_null,
+    "functions": _is_null,
+    "function_call": _is_null,
+    "web_search_options": _is_null,
+}
+
+
+def unsupported_fields(body: dict[str, Any]) -> list[str]:
+    """Body keys that would change the completion but have no canonical meaning, in body
+    order: ``logit_bias`` with entries, ``logprobs: true``, a non-zero penalty, unknown
+    keys. Fields at their no-op value (``logprobs: false``) are not listed."""
+    found = []
+    for key, value in body.items():
+        if key in _MAPPED or key in _HARMLESS:
+            continue
+        neutral = _NEUTRAL_WHEN.get(key)
+        if neutral is None or not neutral(value):
+            found.append(key)
+    return found
+
+
+# --- response -------------------------------------------------------------------------
+
+
+class _Function(msgspec.Struct):
+    name: str
+    arguments: str
+
+
+class _ToolCallOut(msgspec.Struct, kw_only=True):
+    id: str
+    type: str = "function"
+    function: _Function
+
+
+class _ThinkingBlock(msgspec.Struct, omit_defaults=True):
+    type: str
+    thinking: str | None = None
+    signature: str | None = None
+    data: bytes | None = None
+
+
+class _MessageOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    role: str
+    content: str | None
+    tool_calls: list[_ToolCallOut] = []
+    reasoning_content: str | None = None
+    thinking_blocks: list[_ThinkingBlock] = []
+
+
+class _ChoiceOut(msgspec.Struct):
+    index: int
+    message: _MessageOut
+    finish_reason: str | None
+    logprobs: None = None
+
+
+class _PromptDetailsOut(msgspec.Struct, omit_defaults=True):
+    cached_tokens: int
+    cache_write_tokens: int = 0
+
+
+class _CompletionDetailsOut(msgspec.Struct):
+    reasoning_tokens: int
+
+
+class _UsageOut(msgspec.Struct, omit_defaults=True):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    prompt_tokens_details: _PromptDetailsOut | None = None
+    completion_tokens_details: _CompletionDetailsOut | None = None
+
+
+class _CompletionOut(msgspec.Struct, kw_only=True):
+    id: str
+    object: str = "chat.completion"
+    created: int
+    model: str
+    choices: list[_ChoiceOut]
+    usage: _UsageOut | None
+
+
+def response_to_openai(response: ChatResponse) -> bytes:
+    """A ``chat.completion`` body, as OpenAI writes it."""
+    choices = [
+        _ChoiceOut(index=c.index, message=_message_out(c.message), finish_reason=c.finish_reason)
+        for c in response.choices
+    ]
+    usage = _usage_out(response.usage) if response.usage is not None else None
+    return _encode.encode(
+        _CompletionOut(
+            id=response.id,
+            created=response.created,
+            model=response.model,
+            choices=choices,
+            usage=usage,
+        )
+    )
+
+
+def _message_out(message: Message) -> _MessageOut:
+    texts = [part.text for part in message.content if isinstance(part, TextPart)]
+    reasoning = "".join(r.text for r in message.reasoning)
+    signed = any(r.signature or r.redacted for r in message.reasoning)
+    return _MessageOut(
+        role="assistant",
+        content="".join(texts) if texts else None,
+        tool_calls=[
+            _ToolCallOut(id=c.id, function=_Function(name=c.name, arguments=c.arguments))
+            for c in message.tool_calls
+        ],
+        reasoning_content=reasoning or None,
+        thinking_blocks=[_thinking_out(r) for r in message.reasoning] if signed else [],
+    )
+
+
+def _thinking_out(reasoning: Reasoning) -> _ThinkingBlock:
+    if reasoning.redacted is not None:
+        return _ThinkingBlock(type="redacted_thinking", data=reasoning.redacted)
+    return _ThinkingBlock(type="thinking", thinking=reasoning.text, signature=reasoning.signature)
+
+
+def _usage_out(usage: Usage) -> _UsageOut:
+    prompt = usage.prompt_tokens_details
+    completion = usage.completion_tokens_details
+    return _UsageOut(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        total_tokens=usage.tokens,
+        prompt_tokens_details=(
+            _PromptDetailsOut(prompt.cached_tokens, prompt.cache_write_tokens) if prompt else None
+        ),
+        completion_tokens_details=(
+            _CompletionDetailsOut(completion.reasoning_tokens) if completion else None
+        ),
+    )
+
+
+# --- stream ---------------------------------------------------------------------------
+
+_ROLE = b'"role":"assistant"'
+_FINISH_NULL = b"null"
+
+
+class OpenAIChunkWriter:
+    """Canonical stream events → ``chat.completion.chunk`` JSON payloads (no SSE framing).
+
+    The envelope around each choice is encoded once; a chunk is then a few concatenations.
+    With ``include_usage`` every chunk carries ``"usage": null`` and the usage arrives in a
+    chunk of its own with ``"choices": []`` (protocols.md §1).
+    """
+
+    __slots__ = ("_head", "_include_usage", "_started", "_tail")
+
+    def __init__(self, id: str, model: str, created: int, include_usage: bool) -> None:
+        self._head = (
+            b'{"id":' + _encode.encode(id) + b',"object":"chat.completion.chunk","created":'
+            + b"%d" % created + b',"model":' + _encode.encode(model) + b',"choices":['
+        )  # fmt: skip
+        self._tail = b'],"usage":null}' if include_usage else b"]}"
+        self._include_usage = include_usage
+        self._started: set[int] = set()
+
+    def write(self, event: StreamEvent) -> list[bytes]:
+        match event:
+            case TextDelta(choice=choice, text=text):
+                return [self._chunk(choice, b'"content":' + _encode.encode(text))]
+            case ReasoningDelta():
+                return self._reasoning(event)
+            case ToolCallStart(choice=choice, slot=slot, id=call_id, name=name):
+                call = (
+                    b'{"index":%d,"id":' % slot + _encode.encode(call_id)
+                    + b',"type":"function","function":{"name":' + _encode.encode(name)
+                    + b',"arguments":""}}'
+                )  # fmt: skip
+                return [self._chunk(choice, b'"tool_calls":[' + call + b"]")]
+            case ToolCallDelta(choice=choice, slot=slot, arguments=arguments):
+                call = b'{"index":%d,"function":{"arguments":' % slot + _encode.encode(arguments)
+                return [self._chunk(choice, b'"tool_calls":[' + call + b"}}]")]
+            case Finish(choice=choice, reason=reason):
+                return [self._chunk(choice, b"", b'"' + reason.encode() + b'"')]
+            case UsageReport(usage=usage):
+                if not self._include_usage:
+                    return []
+                return [self._head + b'],"usage":' + _encode.encode(_usage_out(usage)) + b"}"]
+            case _:
+                assert_never(event)
+
+    def _reasoning(self, event: ReasoningDelta) -> list[bytes]:
+        fields = []
+        if event.text:
+            fields.append(b'"reasoning_content":' + _encode.encode(event.text))
+        if event.signature:
+            block = _ThinkingBlock(type="thinking", thinking="", signature=event.signature)
+            fields.append(b'"thinking_blocks":[' + _encode.encode(block) + b"]")
+        return [self._chunk(event.choice, b",".join(fields))] if fields else []
+
+    def _chunk(self, choice: int, delta: bytes, finish: bytes = _FINISH_NULL) -> bytes:
+        if choice not in self._started:
+            # The first chunk of each choice names the role (protocols.md §1).
+            self._started.add(choice)
+            delta = _ROLE + b"," + delta if delta else _ROLE
+        return (
+            self._head + b'{"index":%d,"delta":{' % choice + delta
+            + b'},"logprobs":null,"finish_reason":' + finish + b"}" + self._tail
+        )  # fmt: skip
