@@ -30,6 +30,11 @@ def bedrock() -> Iterator[EmulatorThread]:
         yield emulator
 
 
+@pytest.fixture
+def clouds(bedrock: EmulatorThread, clouds: None) -> None:
+    bedrock.reset()
+
+
 def bedrock_document(bedrock: EmulatorThread, azure: EmulatorThread, **provider: Any) -> dict:
     credentials = {"access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY, **provider}
     return {
@@ -280,3 +285,79 @@ def test_wrong_aws_secret_is_a_provider_fault_not_a_client_one(bedrock, azure, c
             sdk(gateway).chat.completions.create(model="gpt-oss", messages=hello())
     assert caught.value.status_code == 502
     assert SECRET_KEY not in caught.value.response.text
+
+
+def test_unsupported_parameters_are_named_unless_dropped(bedrock, azure, clouds) -> None:
+    document = bedrock_document(bedrock, azure)
+    document["models"]["gpt-oss"]["deployments"] = document["models"]["gpt-oss"]["deployments"][:1]
+    with GatewayThread(parse_config(document, {})) as gateway:
+        with pytest.raises(openai.BadRequestError) as caught:
+            sdk(gateway).chat.completions.create(
+                model="gpt-oss", messages=hello(), logit_bias={"1": 5}
+            )
+    assert caught.value.param == "logit_bias" and not bedrock.requests()
+    document["providers"]["bedrock"]["drop_unsupported_params"] = True
+    with GatewayThread(parse_config(document, {})) as gateway:
+        reply = sdk(gateway).chat.completions.create(
+            model="gpt-oss", messages=hello(), logit_bias={"1": 5}
+        )
+    assert reply.choices[0].message.content
+
+
+def test_bedrock_api_key_as_bearer(azure, clouds) -> None:
+    with EmulatorThread("bedrock", api_key="bedrock-api-key-canary") as keyed:
+        document = bedrock_document(keyed, azure)
+        provider = document["providers"]["bedrock"]
+        del provider["access_key_id"], provider["secret_access_key"]
+        provider["api_key"] = "bedrock-api-key-canary"
+        with GatewayThread(parse_config(document, {})) as gateway:
+            reply = sdk(gateway).chat.completions.create(model="gpt-oss", messages=hello())
+        assert reply.choices[0].message.content
+        (call,) = [r for r in keyed.requests() if r.model == GPT_OSS]
+        assert call.headers["authorization"] == "***"
+
+
+def test_credentials_from_the_standard_aws_chain(
+    bedrock, azure, clouds, tmp_path, monkeypatch
+) -> None:
+    # A shared credentials file and a named profile: resolved by botocore, in a thread.
+    credentials = tmp_path / "credentials"
+    credentials.write_text(
+        f"[team]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"
+    )
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_BEARER_TOKEN_BEDROCK",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    document = bedrock_document(bedrock, azure)
+    provider = document["providers"]["bedrock"]
+    del provider["access_key_id"], provider["secret_access_key"]
+    provider["profile"] = "team"
+    with GatewayThread(parse_config(document, {})) as gateway:
+        reply = sdk(gateway).chat.completions.create(model="gpt-oss", messages=hello())
+    assert reply.choices[0].message.content
+
+
+def test_credentials_from_aws_environment_variables(bedrock, azure, clouds) -> None:
+    from skyroute.server.app import create_app
+
+    document = bedrock_document(bedrock, azure)
+    provider = document["providers"]["bedrock"]
+    del provider["access_key_id"], provider["secret_access_key"]
+    env = {
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_SESSION_TOKEN": "session-token-canary",
+    }
+    app = create_app(parse_config(document, {}), env=env)
+    with GatewayThread(app.state.config, app=app) as gateway:
+        reply = sdk(gateway).chat.completions.create(model="gpt-oss", messages=hello())
+    assert reply.choices[0].message.content
+    call = bedrock_calls(bedrock)[-1]
+    assert call.headers["x-amz-security-token"] == "***"  # sent, signed, and redacted
