@@ -24,6 +24,7 @@ from typing import Any, Literal, TypeAlias, TypeVar
 
 from skyroute.emulators.bedrock import BedrockEmulator
 from skyroute.emulators.faults import Fault, to_fault
+from skyroute.emulators.google import GoogleEmulator
 from skyroute.emulators.http import ConnectionSet, HttpLimits, start_server
 from skyroute.emulators.ledger import RequestRecord
 from skyroute.emulators.openai import OpenAIEmulator
@@ -39,10 +40,10 @@ __all__ = [
 
 _T = TypeVar("_T")
 _START_TIMEOUT = 10.0
-_BASE_PATHS = {"openai": "/v1", "azure": "", "bedrock": ""}
+_BASE_PATHS = {"openai": "/v1", "azure": "", "bedrock": "", "vertex": "", "gemini": ""}
 
-Flavor = Literal["openai", "azure", "bedrock"]
-Emulator: TypeAlias = OpenAIEmulator | BedrockEmulator
+Flavor = Literal["openai", "azure", "bedrock", "vertex", "gemini"]
+Emulator: TypeAlias = OpenAIEmulator | BedrockEmulator | GoogleEmulator
 
 
 class RunningEmulator:
@@ -98,6 +99,8 @@ async def serve_emulator(
 def _build(flavor: Flavor, api_key: str | None, kw: dict[str, Any]) -> Emulator:
     if flavor == "bedrock":
         return BedrockEmulator(api_key=api_key, **kw)
+    if flavor == "vertex" or flavor == "gemini":
+        return GoogleEmulator(flavor, api_key, **kw)  # token, service_accounts, ...
     return OpenAIEmulator(flavor, api_key, **kw)
 
 

@@ -15,9 +15,8 @@ from collections.abc import Callable, Mapping
 from typing import ClassVar
 from urllib.parse import quote
 
-from skyroute.core.chat import ChatRequest as CanonicalRequest
 from skyroute.core.config import BedrockProviderConfig
-from skyroute.core.errors import GatewayError, InvalidRequest, UpstreamProtocolError
+from skyroute.core.errors import GatewayError, UpstreamProtocolError
 from skyroute.core.secret import Secret
 from skyroute.providers.aws_credentials import CredentialSource, credential_source
 from skyroute.providers.base import (
@@ -30,6 +29,7 @@ from skyroute.providers.base import (
     common_headers,
 )
 from skyroute.providers.sigv4 import sign_request
+from skyroute.providers.translated import canonical_of
 from skyroute.transport.client import Response
 from skyroute.transport.eventstream import EventStreamDecoder, EventStreamError
 from skyroute.wire.bedrock import (
@@ -38,12 +38,7 @@ from skyroute.wire.bedrock import (
     map_bedrock_error,
     to_converse,
 )
-from skyroute.wire.openai_chat import (
-    OpenAIChunkWriter,
-    response_to_openai,
-    to_canonical,
-    unsupported_fields,
-)
+from skyroute.wire.openai_chat import OpenAIChunkWriter, response_to_openai
 
 _EVENT_STREAM = "application/vnd.amazon.eventstream"
 
@@ -76,7 +71,8 @@ class BedrockProvider(Provider):
         self._wall_clock = wall_clock
 
     async def chat_request(self, call: ChatCall) -> UpstreamRequest:
-        body = to_converse(self._canonical(call), model_id=call.model)
+        canonical = canonical_of(call, drop_unsupported=self._drop_unsupported)
+        body = to_converse(canonical, model_id=call.model)
         # Model ids hold ':' and, as ARNs, '/': both are percent-encoded in the path, and
         # SigV4 signs that encoded path encoded once more (protocols.md §0.5).
         action = "converse-stream" if call.inbound.stream else "converse"
@@ -102,20 +98,6 @@ class BedrockProvider(Provider):
                 )
             )
         return UpstreamRequest("POST", url, headers, body)
-
-    def _canonical(self, call: ChatCall) -> CanonicalRequest:
-        """The canonical request, translated once per logical request, not per attempt."""
-        inbound = call.inbound
-        if inbound.canonical is None:
-            unsupported = unsupported_fields(inbound.body)
-            if unsupported and not self._drop_unsupported:
-                raise InvalidRequest(
-                    f"Parameter not supported by this deployment: '{unsupported[0]}'.",
-                    param=unsupported[0],
-                )
-            inbound.canonical = to_canonical(inbound.body)
-        assert isinstance(inbound.canonical, CanonicalRequest)
-        return inbound.canonical
 
     def read_answer(self, call: ChatCall, body: bytes) -> Answer:
         response = from_converse(

@@ -7,13 +7,16 @@ from collections.abc import Mapping
 from skyroute.core.config import (
     AzureProviderConfig,
     BedrockProviderConfig,
+    GeminiProviderConfig,
     OpenAIProviderConfig,
     ProviderConfig,
+    VertexProviderConfig,
 )
 from skyroute.providers.azure import AzureProvider
 from skyroute.providers.base import Provider
 from skyroute.providers.bedrock import BedrockProvider
 from skyroute.providers.entra import ClientCredentials, StaticToken, TokenProvider
+from skyroute.providers.google import GeminiProvider, VertexProvider
 from skyroute.providers.openai import OpenAIProvider
 from skyroute.transport.client import HttpClient
 
@@ -37,6 +40,10 @@ def build_providers(
                 providers[name] = AzureProvider(name, config, tokens)
             case BedrockProviderConfig():
                 providers[name] = BedrockProvider(name, config, env)
+            case VertexProviderConfig():
+                providers[name] = VertexProvider(name, config)
+            case GeminiProviderConfig():
+                providers[name] = GeminiProvider(name, config)
     return providers
 
 

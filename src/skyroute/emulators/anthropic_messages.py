@@ -1,0 +1,184 @@
+"""Anthropic Messages answers as JSON bodies and as server-sent events. Pure: bytes out.
+
+The answer itself is `bedrock_answer.answer_bedrock`'s (Claude answers alike wherever it is
+hosted), and the Structs are those of `bedrock_invoke_wire`; what this module adds is the
+plain Anthropic framing that Claude on Vertex (`:rawPredict`, `:streamRawPredict`) uses:
+
+    event: message_start          {"type": "message_start", "message": {... "usage"}}
+    event: content_block_start    one per block: thinking, then text or tool_use
+    event: content_block_delta    one per word (text_delta, thinking_delta) or JSON fragment
+                                  (input_json_delta); a thinking block ends with its signature
+    event: content_block_stop
+    event: message_delta          {"delta": {"stop_reason", "stop_sequence"}, "usage"}
+    event: message_stop
+
+Every `data:` line follows an `event:` line: the anthropic SDK skips events without one
+(protocols.md §0.4). Message ids start `msg_vrtx_`, tool-use ids `toolu_vrtx_`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Final
+
+import msgspec
+
+from skyroute.emulators.bedrock_answer import BedrockAnswer, StopReason
+from skyroute.emulators.bedrock_invoke_wire import (
+    BlockDelta,
+    BlockOut,
+    BlockStart,
+    BlockStop,
+    Delta,
+    InputJsonDelta,
+    MessageDelta,
+    MessageOut,
+    MessageStart,
+    OutputUsage,
+    SignatureDelta,
+    StopDelta,
+    TextDelta,
+    TextOut,
+    ThinkingDelta,
+    ThinkingOut,
+    ToolUseOut,
+    Usage,
+)
+from skyroute.emulators.chat import EventKind, StreamEvent
+
+__all__ = [
+    "MALFORMED_EVENT",
+    "anthropic_error_body",
+    "count_tokens_body",
+    "error_event",
+    "message_body",
+    "message_events",
+    "refused",
+]
+
+_ENCODER: Final = msgspec.json.Encoder()
+MALFORMED_EVENT: Final = b'event: content_block_delta\ndata: {"type": "content_block_delta", "i\n\n'
+_STOP_REASONS: Final = {reason: reason.value for reason in StopReason} | {
+    StopReason.GUARDRAIL: "refusal"
+}
+
+
+class _MessageStop(msgspec.Struct, frozen=True, tag_field="type", tag="message_stop"):
+    pass
+
+
+class _ErrorDetail(msgspec.Struct, frozen=True):
+    type: str
+    message: str
+
+
+class _Error(msgspec.Struct, frozen=True, tag_field="type", tag="error"):
+    error: _ErrorDetail
+
+
+class _TokenCount(msgspec.Struct, frozen=True):
+    input_tokens: int
+
+
+def refused(answer: BedrockAnswer) -> BedrockAnswer:
+    """The answer as Claude's safety stop ends it: no content, `stop_reason: refusal`."""
+    return BedrockAnswer(stop=StopReason.GUARDRAIL, input_tokens=answer.input_tokens)
+
+
+def _tool_id(answer_id: str) -> str:
+    return "toolu_vrtx_01" + answer_id[:22]
+
+
+def _blocks(answer: BedrockAnswer) -> list[BlockOut]:
+    blocks: list[BlockOut] = []
+    if answer.reasoning:
+        blocks.append(ThinkingOut(thinking=answer.reasoning_text, signature=answer.signature))
+    tool = answer.tool_use
+    if tool is not None:
+        value = msgspec.json.decode(tool.input_json)
+        blocks.append(ToolUseOut(id=_tool_id(tool.id), name=tool.name, input=value))
+    elif answer.pieces:
+        blocks.append(TextOut(text=answer.text))
+    return blocks
+
+
+def message_body(answer: BedrockAnswer, message_id: str, model: str) -> bytes:
+    message = MessageOut(
+        id=message_id,
+        model=model,
+        content=_blocks(answer),
+        stop_reason=_STOP_REASONS[answer.stop],
+        stop_sequence=answer.stop_sequence,
+        usage=Usage(input_tokens=answer.input_tokens, output_tokens=answer.output_tokens),
+    )
+    return _ENCODER.encode(message)
+
+
+def _event(name: str, payload: msgspec.Struct, kind: EventKind) -> StreamEvent:
+    return StreamEvent(
+        b"event: " + name.encode() + b"\ndata: " + _ENCODER.encode(payload) + b"\n\n", kind
+    )
+
+
+def message_events(answer: BedrockAnswer, message_id: str, model: str) -> Iterator[StreamEvent]:
+    start = MessageOut(
+        id=message_id,
+        model=model,
+        content=[],
+        stop_reason=None,
+        stop_sequence=None,
+        usage=Usage(input_tokens=answer.input_tokens, output_tokens=1),
+    )
+    yield _event("message_start", MessageStart(message=start), EventKind.PRELUDE)
+    for index, (opening, deltas) in enumerate(_block_streams(answer)):
+        yield _event(
+            "content_block_start", BlockStart(index=index, content_block=opening), EventKind.PRELUDE
+        )
+        for delta, kind in deltas:
+            yield _event("content_block_delta", BlockDelta(index=index, delta=delta), kind)
+        yield _event("content_block_stop", BlockStop(index=index), EventKind.TAIL)
+    stop = StopDelta(_STOP_REASONS[answer.stop], answer.stop_sequence)
+    usage = OutputUsage(answer.output_tokens)
+    yield _event("message_delta", MessageDelta(delta=stop, usage=usage), EventKind.TAIL)
+    yield _event("message_stop", _MessageStop(), EventKind.TAIL)
+
+
+_BlockStream = tuple[BlockOut, list[tuple[Delta, EventKind]]]
+
+
+def _block_streams(answer: BedrockAnswer) -> list[_BlockStream]:
+    """Each block's opening (empty) form, then its deltas."""
+    streams: list[_BlockStream] = []
+    content = EventKind.CONTENT
+    if answer.reasoning:
+        thinking: list[tuple[Delta, EventKind]] = [
+            (ThinkingDelta(thinking=word), content) for word in answer.reasoning
+        ]
+        thinking.append((SignatureDelta(signature=answer.signature), EventKind.TAIL))
+        streams.append((ThinkingOut(thinking="", signature=""), thinking))
+    tool = answer.tool_use
+    if tool is not None:
+        opening = ToolUseOut(id=_tool_id(tool.id), name=tool.name, input={})
+        fragments: list[tuple[Delta, EventKind]] = [
+            (InputJsonDelta(partial_json=f), content) for f in tool.fragments
+        ]
+        streams.append((opening, fragments))
+    elif answer.pieces:
+        texts: list[tuple[Delta, EventKind]] = [
+            (TextDelta(text=piece), content) for piece in answer.pieces
+        ]
+        streams.append((TextOut(text=""), texts))
+    return streams
+
+
+def anthropic_error_body(error_type: str, message: str) -> bytes:
+    """`{"type": "error", "error": {"type": ..., "message": ...}}`."""
+    return _ENCODER.encode(_Error(_ErrorDetail(error_type, message)))
+
+
+def error_event(error_type: str, message: str) -> bytes:
+    return b"event: error\ndata: " + anthropic_error_body(error_type, message) + b"\n\n"
+
+
+def count_tokens_body(input_tokens: int) -> bytes:
+    return _ENCODER.encode(_TokenCount(input_tokens))
