@@ -32,10 +32,15 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_check)
 
     emulate = commands.add_parser("emulate", help="run an emulated cloud, for tests and demos")
-    emulate.add_argument("flavor", choices=["openai", "azure", "bedrock"])
+    emulate.add_argument(
+        "flavor", choices=["openai", "azure", "bedrock", "vertex", "gemini", "anthropic"]
+    )
     emulate.add_argument("--host", default="127.0.0.1")
     emulate.add_argument("--port", type=int, default=8000)
-    emulate.add_argument("--api-key", help="the key clients must present (bedrock: API key)")
+    emulate.add_argument(
+        "--api-key", help="the key clients must present (bedrock: an API key; gemini: the key)"
+    )
+    emulate.add_argument("--token", help="vertex: a static bearer token to accept")
     emulate.add_argument(
         "--access-key-id", help="bedrock: the SigV4 key id to accept ($AWS_ACCESS_KEY_ID)"
     )
@@ -116,6 +121,8 @@ def _emulate(args: argparse.Namespace) -> int:
             "AWS_SECRET_ACCESS_KEY"
         )
         extra["session_token"] = os.environ.get("AWS_SESSION_TOKEN")
+    elif args.flavor == "vertex":
+        extra["token"] = args.token
     run_emulator_forever(args.flavor, args.host, args.port, args.api_key, **extra)
     return 0
 

@@ -250,3 +250,25 @@ def test_context_length_from_google(client, vertex) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model="flash", messages=hello())
     assert caught.value.code == "context_length_exceeded"
+
+
+def test_service_account_key_file_with_a_real_jwt_grant(
+    vertex, gemini, azure, clouds, tmp_path
+) -> None:
+    from skyroute.emulators.google_auth import write_service_account_file
+
+    key_file = write_service_account_file(tmp_path / "sa.json", f"{vertex.base_url}/token")
+    vertex.emulator.trust_service_account(key_file)
+    document = google_document(vertex, gemini, azure)
+    provider = document["providers"]["vertex"]
+    del provider["access_token"]
+    provider["credentials_file"] = str(key_file)
+    with GatewayThread(parse_config(document, {})) as gateway:
+        client = sdk(gateway)
+        for _ in range(3):
+            assert client.chat.completions.create(model="flash", messages=hello())
+    # google-auth signed an RS256 assertion, the emulator verified it, and the token is
+    # reused across requests instead of being fetched for each one.
+    assert vertex.emulator.token_grants == 1
+    private_key = __import__("json").loads(key_file.read_text())["private_key"]
+    assert all(private_key not in str(r.headers) for r in vertex.requests())
