@@ -42,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     emulate.add_argument("--token", help="vertex: a static bearer token to accept")
     emulate.add_argument(
+        "--service-account-file",
+        help="vertex: trust this service-account key for /token (written here if missing)",
+    )
+    emulate.add_argument(
         "--access-key-id", help="bedrock: the SigV4 key id to accept ($AWS_ACCESS_KEY_ID)"
     )
     emulate.add_argument("--secret-access-key", help="bedrock: its secret ($AWS_SECRET_ACCESS_KEY)")
@@ -114,7 +118,7 @@ def _emulate(args: argparse.Namespace) -> int:
 
     from skyroute.emulators.runner import run_emulator_forever
 
-    extra: dict[str, str | None] = {}
+    extra: dict[str, object] = {}
     if args.flavor == "bedrock":
         extra["access_key_id"] = args.access_key_id or os.environ.get("AWS_ACCESS_KEY_ID")
         extra["secret_access_key"] = args.secret_access_key or os.environ.get(
@@ -123,8 +127,21 @@ def _emulate(args: argparse.Namespace) -> int:
         extra["session_token"] = os.environ.get("AWS_SESSION_TOKEN")
     elif args.flavor == "vertex":
         extra["token"] = args.token
+        if args.service_account_file:
+            extra["service_accounts"] = [_service_account(args)]
     run_emulator_forever(args.flavor, args.host, args.port, args.api_key, **extra)
     return 0
+
+
+def _service_account(args: argparse.Namespace) -> str:
+    from pathlib import Path
+
+    from skyroute.emulators.google_auth import write_service_account_file
+
+    path = Path(args.service_account_file)
+    if not path.exists():
+        write_service_account_file(path, f"http://{args.host}:{args.port}/token")
+    return str(path)
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ real outage would raise.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -334,8 +335,6 @@ def test_v1beta_and_async_client(gem: EmulatorThread) -> None:
         whole = await sdk.aio.models.generate_content(model=FLASH, contents=PROMPT)
         stream = await sdk.aio.models.generate_content_stream(model=FLASH, contents=PROMPT)
         return whole.text, "".join([chunk.text or "" async for chunk in stream])
-
-    import asyncio
 
     assert asyncio.run(both()) == (EXPECTED_TEXT, EXPECTED_TEXT)
     assert all(r.path.startswith("/v1beta/") for r in gem.requests())

@@ -11,6 +11,9 @@ with EmulatorThread("azure", api_key="k") as emu:      # for synchronous tests
 
 with EmulatorThread("bedrock", access_key_id="AKIDEXAMPLE", secret_access_key="s") as emu:
     boto3.client("bedrock-runtime", endpoint_url=emu.base_url, ...)
+
+with EmulatorThread("vertex", token="ya29.test") as emu:    # or ("gemini", api_key="AIza-test")
+    genai.Client(vertexai=True, ..., http_options=types.HttpOptions(base_url=emu.base_url))
 """
 
 from __future__ import annotations
@@ -87,7 +90,8 @@ async def serve_emulator(
 ) -> RunningEmulator:
     """Start an emulator; `kw` goes to `OpenAIEmulator` (faults, model_ids, ...) or, for
     "bedrock", to `BedrockEmulator` (access_key_id, secret_access_key, session_token, ...),
-    where `api_key` is the Bedrock API key accepted as `Authorization: Bearer`."""
+    where `api_key` is the Bedrock API key accepted as `Authorization: Bearer`; for "vertex"
+    and "gemini", to `GoogleEmulator` (token, service_accounts, model_ids, ...)."""
     emulator = _build(flavor, api_key, kw)
     connections = ConnectionSet()
     server, bound = await start_server(
@@ -203,8 +207,9 @@ def run_emulator_forever(
     api_key: str | None = None,
     **kw: Any,
 ) -> None:
-    """Serve until interrupted (`skyroute emulate openai|azure|bedrock`); uses uvloop when
-    present. `kw` goes to the emulator (for bedrock: access_key_id, secret_access_key, ...)."""
+    """Serve until interrupted (`skyroute emulate openai|azure|bedrock|vertex|gemini`); uses
+    uvloop when present. `kw` goes to the emulator (for bedrock: access_key_id,
+    secret_access_key, ...; for vertex: token, service_accounts)."""
 
     async def main() -> None:
         running = await serve_emulator(flavor, host, port, api_key, **kw)
