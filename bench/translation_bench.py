@@ -23,6 +23,7 @@ from pathlib import Path
 
 from skyroute.transport.sse import SSEDecoder
 from skyroute.wire import bedrock as converse
+from skyroute.wire import gemini
 from skyroute.wire.openai import parse_chat_request, probe_chunk, probe_response, upstream_chat_body
 from skyroute.wire.openai_chat import OpenAIChunkWriter, response_to_openai, to_canonical
 
@@ -91,6 +92,28 @@ OPENAI_CHUNKS = [
     ).encode()
     for w in WORDS
 ]
+GEMINI_ANSWER = json.dumps(
+    {
+        "candidates": [
+            {
+                "content": {"role": "model", "parts": [{"text": "".join(WORDS)}]},
+                "finishReason": "STOP",
+                "index": 0,
+            }
+        ],
+        "usageMetadata": {
+            "promptTokenCount": 180,
+            "candidatesTokenCount": 20,
+            "totalTokenCount": 200,
+        },
+    }
+).encode()
+GEMINI_EVENTS = [
+    json.dumps(
+        {"candidates": [{"content": {"role": "model", "parts": [{"text": w}]}, "index": 0}]}
+    ).encode()
+    for w in WORDS
+]
 CONVERSE_EVENTS = [
     ("contentBlockDelta", json.dumps({"contentBlockIndex": 0, "delta": {"text": w}}).encode())
     for w in WORDS
@@ -126,6 +149,21 @@ def measure() -> dict[str, float]:
         )
         response_to_openai(response)
 
+    def gemini_request() -> None:
+        gemini.to_gemini(to_canonical(parse_chat_request(raw).body))
+
+    def gemini_answer() -> None:
+        response = gemini.from_gemini(GEMINI_ANSWER, model="m", response_id="r", created=1)
+        response_to_openai(response)
+
+    def gemini_stream() -> None:
+        translator = gemini.GeminiStreamTranslator("r")
+        writer = OpenAIChunkWriter("chatcmpl-1", "m", 1, True)
+        for payload in GEMINI_EVENTS:
+            for event in translator.feed(payload):
+                for chunk in writer.write(event):
+                    probe_chunk(chunk)
+
     sse = b"".join(b"data: " + c + b"\n\n" for c in OPENAI_CHUNKS)
 
     def passthrough_stream() -> None:
@@ -144,12 +182,18 @@ def measure() -> dict[str, float]:
     return {
         "pass-through request (parse, rewrite model, encode)": per_call_us(passthrough_request),
         "Bedrock request (parse, canonical, Converse body)": per_call_us(converse_request),
+        "Gemini request (parse, canonical, generateContent body)": per_call_us(gemini_request),
         "pass-through answer (probe usage)": per_call_us(lambda: probe_response(OPENAI_ANSWER)),
         "Bedrock answer (Converse → canonical → OpenAI)": per_call_us(converse_answer),
+        "Gemini answer (generateContent → canonical → OpenAI)": per_call_us(gemini_answer),
         "pass-through stream, per chunk (SSE decode + probe)": per_call_us(passthrough_stream)
         / chunks,
         "Bedrock stream, per chunk (event → canonical → OpenAI chunk + probe)": per_call_us(
             converse_stream
+        )
+        / chunks,
+        "Gemini stream, per chunk (SSE payload → canonical → OpenAI chunk + probe)": per_call_us(
+            gemini_stream
         )
         / chunks,
     }
@@ -176,7 +220,8 @@ def markdown(results: dict[str, float]) -> str:
         "",
         "The stream rows include the relay's own probe of each OpenAI chunk, which both "
         "paths pay. Event-stream frame decoding (about 3 µs a frame, measured with the "
-        "codec's own tests) comes on top for Bedrock streams.",
+        "codec's own tests) comes on top for Bedrock streams, and SSE decoding (included in "
+        "the pass-through row) on top for Gemini streams.",
         END,
     ]
     return "\n".join(lines)
