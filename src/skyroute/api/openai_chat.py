@@ -10,7 +10,7 @@ with an in-band error.
 from __future__ import annotations
 
 from skyroute.api.context import RequestContext
-from skyroute.api.openai_stream import OpenStream, open_stream, relay_stream
+from skyroute.api.relay import OpenStream, open_stream, relay_stream
 from skyroute.api.responses import JSON, base_headers, send_json
 from skyroute.api.state import GatewayState
 from skyroute.core.errors import GatewayError, ModelNotFound
@@ -20,7 +20,7 @@ from skyroute.routing.attempts import Served
 from skyroute.routing.deployment import DeploymentState
 from skyroute.transport.client import Response
 from skyroute.transport.errors import TransportError
-from skyroute.wire.openai import parse_chat_request
+from skyroute.wire.openai import DONE_EVENT, error_event, parse_chat_request
 
 _MAX_ERROR_BODY = 1 << 20
 _MAX_RESPONSE_BODY = 64 << 20
@@ -57,7 +57,8 @@ class ChatCompletions:
             self._record_tokens(served.deployment, result.usage)
             await send_json(ctx.send, 200, result.body, headers)
         else:
-            usage = await relay_stream(self._state, ctx, request, result, headers, served)
+            output = OpenAIOutput(request.include_usage)
+            usage = await relay_stream(self._state, ctx, output, result, headers, served)
             self._record_tokens(served.deployment, usage)
 
     async def _attempt(
@@ -117,6 +118,26 @@ class ChatCompletions:
     def _record_tokens(self, deployment: DeploymentState, usage: Usage | None) -> None:
         if usage is not None:
             deployment.quota.record_tokens(self._state.clock(), usage.tokens)
+
+
+class OpenAIOutput:
+    """OpenAI's stream format: each chunk as ``data: <json>``, then ``data: [DONE]``."""
+
+    __slots__ = ("_include_usage",)
+
+    def __init__(self, include_usage: bool) -> None:
+        self._include_usage = include_usage
+
+    def chunk(self, data: bytes, *, usage_only: bool) -> bytes:
+        if usage_only and not self._include_usage:
+            return b""  # the gateway asked for usage; the client did not
+        return b"data: " + data + b"\n\n"
+
+    def done(self) -> bytes:
+        return DONE_EVENT
+
+    def error(self, error: GatewayError) -> bytes:
+        return error_event(error)
 
 
 def served_headers(request_id: str, served: Served[object]) -> list[tuple[bytes, bytes]]:

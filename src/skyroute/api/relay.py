@@ -1,4 +1,4 @@
-"""Streaming chat completions: open an upstream stream, then relay it event by event.
+"""Streaming: open an upstream stream, then relay it to the client event by event.
 
 Opening waits for the first event with model output, so a deployment that sends headers
 and then nothing, or only preliminaries and an error event, still fails over invisibly.
@@ -7,12 +7,16 @@ translated for the others) and lets a probe pick out finish reasons, usage and i
 errors. The relay never presents a cut stream as a success: a cut, a stall, a malformed
 chunk or an upstream error ends it with an OpenAI-format error event. A stream that has
 delivered its usage chunk is finished at once, whether or not ``[DONE]`` follows.
+
+Upstream streams arrive as OpenAI chunk payloads (relayed bytes, or translated); a
+``StreamOutput`` writes them in the client's protocol (OpenAI SSE, Anthropic events).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Protocol
 
 from skyroute.api.context import RequestContext, Send
 from skyroute.api.state import GatewayState
@@ -29,13 +33,7 @@ from skyroute.providers.base import Provider, UpstreamEvents, map_transport_erro
 from skyroute.routing.attempts import Served
 from skyroute.transport.client import Response
 from skyroute.transport.errors import ReadTimeout, TransportError
-from skyroute.wire.openai import (
-    DONE_EVENT,
-    ChatRequest,
-    chunk_carries_output,
-    error_event,
-    probe_chunk,
-)
+from skyroute.wire.openai import chunk_carries_output, probe_chunk
 
 _DONE = b"[DONE]"
 # After the usage chunk, how long to wait for the upstream's own end of body so its
@@ -44,6 +42,22 @@ _TAIL_WAIT = 0.25
 # Preliminary events (role-only deltas, Azure's prompt-filter chunk) held back while the
 # deployment has yet to produce output; past this many, the stream is committed anyway.
 _MAX_HELD = 32
+
+
+class StreamOutput(Protocol):
+    """Writes the client's side of a stream, in the client's protocol."""
+
+    def chunk(self, data: bytes, *, usage_only: bool) -> bytes:
+        """Bytes to send for one OpenAI chunk payload (may be empty)."""
+        ...
+
+    def done(self) -> bytes:
+        """The end of a complete stream."""
+        ...
+
+    def error(self, error: GatewayError) -> bytes:
+        """The in-band error that ends a broken stream."""
+        ...
 
 
 class OpenStream:
@@ -102,7 +116,7 @@ async def _first_chunks(events: UpstreamEvents, timeout: float) -> bytes | None:
 async def relay_stream(
     state: GatewayState,
     ctx: RequestContext,
-    request: ChatRequest,
+    output: StreamOutput,
     stream: OpenStream,
     headers: list[tuple[bytes, bytes]],
     served: Served[object],
@@ -111,17 +125,18 @@ async def relay_stream(
     headers.append((b"cache-control", b"no-cache"))
     await ctx.send({"type": "http.response.start", "status": 200, "headers": headers})
     idle = state.route_of[served.deployment.key].config.timeouts.idle
-    relay = _Relay(state, stream, ctx.send, request.include_usage, idle)
+    relay = _Relay(state, stream, ctx.send, output, idle)
     try:
         with state.lifecycle.stream():
             error = await relay.run_until_drained()
         if error is None:
-            await ctx.send({"type": "http.response.body", "body": DONE_EVENT, "more_body": False})
+            body = output.done()
+            await ctx.send({"type": "http.response.body", "body": body, "more_body": False})
             await relay.release_upstream()
         else:
             if error.fault is Fault.PROVIDER:
                 served.deployment.breaker.record_failure(state.clock())
-            body = error_event(error)
+            body = output.error(error)
             await ctx.send({"type": "http.response.body", "body": body, "more_body": False})
     finally:
         stream.response.close()
@@ -133,8 +148,8 @@ class _Relay:
 
     __slots__ = (
         "_idle",
-        "_include_usage",
         "_open",
+        "_output",
         "_saw_choices",
         "_send",
         "_state",
@@ -147,13 +162,13 @@ class _Relay:
         state: GatewayState,
         stream: OpenStream,
         send: Send,
-        include_usage: bool,
+        output: StreamOutput,
         idle: float,
     ) -> None:
         self._state = state
         self._stream = stream
         self._send = send
-        self._include_usage = include_usage
+        self._output = output
         self._idle = idle
         self._open: set[int] = set()
         self._saw_choices = False
@@ -206,10 +221,9 @@ class _Relay:
                 self._open.discard(choice.index)
         if probe.usage is not None and not probe.choices:
             self.usage = probe.usage
-            if self._include_usage:
-                await self._forward(data)
+            await self._forward(data, usage_only=True)
             return None  # the usage chunk is the last one a stream sends
-        await self._forward(data)
+        await self._forward(data, usage_only=False)
         return False
 
     async def _next(self) -> tuple[bytes | None, GatewayError | None]:
@@ -232,9 +246,10 @@ class _Relay:
         except GatewayError as error:
             return None, error
 
-    async def _forward(self, data: bytes) -> None:
-        body = b"data: " + data + b"\n\n"
-        await self._send({"type": "http.response.body", "body": body, "more_body": True})
+    async def _forward(self, data: bytes, *, usage_only: bool) -> None:
+        body = self._output.chunk(data, usage_only=usage_only)
+        if body:
+            await self._send({"type": "http.response.body", "body": body, "more_body": True})
 
     async def release_upstream(self) -> None:
         """Read the upstream's ``[DONE]`` and end of body, briefly, to keep its connection."""
