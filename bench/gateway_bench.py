@@ -12,7 +12,8 @@ Every number is taken side by side with the same request sent straight to the em
 2. Throughput at concurrency 1, 64 and 256, plain and streamed: wrk when installed (far
    cheaper per request than any Python client), else the Python generator.
 3. Gateway CPU per request (/proc/<pid>/stat over each measured window) and RSS: idle,
-   peaks under load (VmRSS at ~10 Hz, and VmHWM), and the cost of each open stream.
+   peaks under load (VmRSS at ~10 Hz), and the cost of each open stream
+   (bench/held_streams.py).
 
 Needs: Linux (/proc, sched_setaffinity), 2+ cores, skyroute installed in the running
 interpreter's environment. Optional: wrk (`apt-get install -y wrk`), taskset (util-linux).
@@ -23,18 +24,12 @@ Markdown (and to --json as data, if given).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
-import io
 import json
 import os
-import platform
-import resource
-import select
 import shlex
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -42,6 +37,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import environment
+import held_streams
 import procs
 import report
 import wrk_runner
@@ -49,16 +46,14 @@ from procs import Child, RssSampler, cpu_seconds, free_port, memory_kib, pinned
 
 # Share of the gateway's core that other processes may take before a measurement is re-run.
 QUIET = 0.10
-BENCH_DIR = Path(__file__).resolve().parent
-REPO = BENCH_DIR.parent
-LOADGEN = BENCH_DIR / "loadgen.py"
+LOADGEN = Path(__file__).resolve().parent / "loadgen.py"
 
 MODEL = "gpt-4o"  # the gateway's model name is the upstream's, so both get the same body
 MASTER_KEY = "sk-bench-master"
 UPSTREAM_KEY = "sk-bench-upstream"
 HOLD_MODEL = "bench-hold"
 # Twelve words: the emulator answers "You said: <first 12 words>", one chunk per word, so a
-# stream is 18 events (role, 14 words, finish, usage, [DONE]), ~4.6 KB on the wire.
+# stream is 18 events (role, 14 words, finish, usage, [DONE]), about 5 KB on the wire.
 PROMPT = "one two three four five six seven eight nine ten eleven twelve"
 PLAIN_BODY = json.dumps(
     {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}]}, separators=(",", ":")
@@ -95,7 +90,7 @@ FULL = Plan(
 )
 QUICK = Plan(
     latency_samples=500,
-    latency_warmup=200,
+    latency_warmup=500,  # as many as the full run: the first full GC pause comes early
     cell_seconds=2,
     cell_warmup_seconds=1,
     held_streams=200,
@@ -105,24 +100,7 @@ QUICK = Plan(
 
 def main() -> int:
     args = _parse_args()
-    if args.ref:
-        args.ref = _git("rev-parse", "--short", args.ref)  # the report names a fixed commit
-    plan = QUICK if args.quick else FULL
-    if len(os.sched_getaffinity(0)) < 2 and not args.no_pin:
-        print(
-            "warning: fewer than 2 usable cores; gateway and load will share one", file=sys.stderr
-        )
-    _raise_fd_limit()
-    loadgen_kind = _choose_loadgen(args.loadgen)
-    began = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="skyroute-bench-") as tmp:
-        bench = Bench(Path(tmp), plan, args, loadgen_kind)
-        try:
-            results = bench.run()
-        finally:
-            bench.close()
-    results["run_seconds"] = round(time.monotonic() - began, 1)
-    results["command"] = _command_line(args)
+    results = json.loads(Path(args.render).read_text()) if args.render else _measure(args)
     markdown = report.render(results)
     if args.out == "-":
         print(markdown)
@@ -137,15 +115,46 @@ def main() -> int:
     return 0
 
 
+def _measure(args: argparse.Namespace) -> dict[str, Any]:
+    if args.ref:
+        args.ref = environment.git(
+            "rev-parse", "--short", args.ref
+        )  # the report names a fixed commit
+    plan = QUICK if args.quick else FULL
+    usable = os.sched_getaffinity(0)
+    if not args.no_pin and not {args.gateway_core, args.load_core} <= usable:
+        print(
+            f"warning: cores {args.gateway_core} and {args.load_core} are not both usable "
+            f"(usable: {sorted(usable)}); running unpinned",
+            file=sys.stderr,
+        )
+        args.no_pin = True
+    environment.raise_fd_limit()
+    loadgen_kind = _choose_loadgen(args.loadgen)
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="skyroute-bench-") as tmp:
+        bench = Bench(Path(tmp), plan, args, loadgen_kind)
+        try:
+            results = bench.run()
+        finally:
+            bench.close()
+    results["run_seconds"] = round(time.monotonic() - began, 1)
+    results["command"] = _command_line(args)
+    return results
+
+
 def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short run (< 60 s), fewer samples")
     parser.add_argument(
         "--out",
-        default=str(REPO / "docs" / "performance.md"),
+        default=str(environment.REPO / "docs" / "performance.md"),
         help="Markdown report path, or - for stdout",
     )
     parser.add_argument("--json", help="also write the raw results here")
+    parser.add_argument(
+        "--render", metavar="JSON", help="measure nothing: write the report from saved results"
+    )
     parser.add_argument(
         "--loadgen",
         choices=["auto", "wrk", "python"],
@@ -193,15 +202,6 @@ def _choose_loadgen(wanted: str) -> str:
     return "wrk"
 
 
-def _raise_fd_limit() -> None:
-    """Held streams need two descriptors each in the gateway; children inherit this."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = hard if hard != resource.RLIM_INFINITY else 65536
-    if soft < want:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-
-
 class Bench:
     def __init__(self, tmp: Path, plan: Plan, args: argparse.Namespace, loadgen: str) -> None:
         self.tmp = tmp
@@ -218,7 +218,7 @@ class Bench:
         self.results: dict[str, Any] = {"plan": asdict(plan), "loadgen": loadgen}
         self.retries_left = plan.retries
         self.ref: str | None = args.ref
-        self.source = _export_src(args.ref, tmp) if args.ref else None
+        self.source = environment.export_src(args.ref, tmp) if args.ref else None
 
     # -- processes ---------------------------------------------------------------------------
 
@@ -383,6 +383,7 @@ class Bench:
             "gateway_cpu_s": window["cpu_s"]["gateway"],
             "emulator_cpu_s": window["cpu_s"]["emulator"],
             "gateway_core_busy_s": next(iter(window["core_busy_s"].values()), None),
+            "gateway_syscalls": window["syscalls"]["gateway"],
             "tcp": {k: tcp1[k] - tcp0[k] for k in tcp0},  # warm-up included
             "rss": self.sampler.window(since) if self.sampler else {},
         }
@@ -426,12 +427,14 @@ class Bench:
                 url, script, connections=concurrency, seconds=self.plan.cell_warmup_seconds, pin=pin
             )
         gw0, emu0 = cpu_seconds(self.gateway.pid), cpu_seconds(self.emulator.pid)
+        io0 = procs.syscalls(self.gateway.pid)
         core0, tcp0, t0 = self._gateway_core_busy(), procs.tcp_counters(), time.monotonic()
         raw = wrk_runner.run_wrk(
             url, script, connections=concurrency, seconds=self.plan.cell_seconds, pin=pin
         )
         gw1, emu1 = cpu_seconds(self.gateway.pid), cpu_seconds(self.emulator.pid)
         core1, tcp1, t1 = self._gateway_core_busy(), procs.tcp_counters(), time.monotonic()
+        io1 = procs.syscalls(self.gateway.pid)
         errors = {k: raw[k] for k in ("connect", "read", "write", "status", "timeout") if raw[k]}
         return {
             "client": "wrk",
@@ -446,85 +449,29 @@ class Bench:
             "gateway_cpu_s": gw1 - gw0,
             "emulator_cpu_s": emu1 - emu0,
             "gateway_core_busy_s": None if core0 is None or core1 is None else core1 - core0,
+            "gateway_syscalls": {k: io1[k] - io0[k] for k in io0},
             # System-wide: every new TCP connection (wrk's own included) and dropped SYNs.
             "tcp": {k: tcp1[k] - tcp0[k] for k in tcp0},
             "rss": self.sampler.window(since) if self.sampler else {},
         }
 
-    def held_streams(self) -> dict[str, Any]:
-        """RSS with N streams open at once (the upstream stalls after 3 chunks), per stream."""
+    def stream_memory(self) -> dict[str, Any]:
         assert self.gateway is not None
-        _post_json(
-            self.emu_port,
-            "/_emulator/faults",
-            {
-                "model": HOLD_MODEL,
-                "faults": [{"kind": "stall", "after_tokens": 3, "seconds": 120, "repeat": True}],
-            },
-        )
-        count = self.plan.held_streams
-        time.sleep(1.0)
-        before = memory_kib(self.gateway.pid)["VmRSS"]
         spec = {
             "mode": "hold",
             "targets": [self._target("gateway", STREAM_BODY, model=HOLD_MODEL)],
-            "streams": count,
+            "streams": self.plan.held_streams,
             "timeout_s": 30,
             "hold_limit_s": 60,
         }
-        cmd = pinned([sys.executable, str(LOADGEN), json.dumps(spec)], self.load_core)
-        stderr_path = self.tmp / "hold.stderr"
-        with stderr_path.open("w") as stderr:  # a file: a full pipe would block the child
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-                start_new_session=True,
-            )
-        try:
-            line = _read_line(proc, timeout=60)
-            if not line.startswith("HELD "):
-                tail = stderr_path.read_text()[-2000:]
-                raise RuntimeError(f"hold: unexpected {line!r}: {tail}")
-            held = int(line.split()[1])
-            time.sleep(0.5)
-            cpu0 = cpu_seconds(self.gateway.pid)
-            samples = []
-            for _ in range(10):
-                samples.append(memory_kib(self.gateway.pid)["VmRSS"])
-                time.sleep(0.1)
-            cpu_held = cpu_seconds(self.gateway.pid) - cpu0
-            assert proc.stdin is not None
-            proc.stdin.write("\n")
-            proc.stdin.flush()
-            out, _ = proc.communicate(timeout=60)
-            if proc.returncode != 0:
-                raise RuntimeError(f"hold loadgen failed: {stderr_path.read_text()[-2000:]}")
-            summary = json.loads(out.strip().splitlines()[-1])
-        finally:
-            if proc.poll() is None:
-                procs.kill_group(proc.pid)
-                proc.wait(5)
-        # After the clients left, the gateway must have cancelled every relay: CPU ~ idle.
-        time.sleep(1.0)
-        cpu0 = cpu_seconds(self.gateway.pid)
-        time.sleep(1.0)
-        cpu_after = cpu_seconds(self.gateway.pid) - cpu0
-        _delete(self.emu_port, "/_emulator/faults")
-        during = max(samples)
-        return {
-            "requested": count,
-            "held": held,
-            "errors": summary["errors"],
-            "rss_before_kib": before,
-            "rss_held_kib": during,
-            "per_stream_kib": (during - before) / held if held else None,
-            "cpu_while_held_s_per_s": cpu_held,
-            "cpu_after_release_s_per_s": cpu_after,
-            "rss_after_release_kib": memory_kib(self.gateway.pid)["VmRSS"],
-        }
+        return held_streams.measure(
+            gateway_pid=self.gateway.pid,
+            emu_port=self.emu_port,
+            model=HOLD_MODEL,
+            count=self.plan.held_streams,
+            loadgen=pinned([sys.executable, str(LOADGEN), json.dumps(spec)], self.load_core),
+            logs=self.tmp,
+        )
 
     # -- the whole run -----------------------------------------------------------------------
 
@@ -552,7 +499,7 @@ class Bench:
         return best
 
     def run(self) -> dict[str, Any]:
-        self.results["machine"] = _machine(self.ref)
+        self.results["machine"] = environment.describe(self.ref)
         self.results["date_utc"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         self.results["pinning"] = {
             "gateway": self.gateway_core,
@@ -571,7 +518,7 @@ class Bench:
         # Before the throughput cells: their peaks grow the heap, which then hides what
         # each open stream costs.
         _say(f"memory with {self.plan.held_streams} open streams")
-        self.results["held_streams"] = self.held_streams()
+        self.results["held_streams"] = self.stream_memory()
         cells = []
         for kind in ("plain", "stream"):
             for concurrency in self.plan.concurrencies:
@@ -591,6 +538,8 @@ class Bench:
         mem = memory_kib(self.gateway.pid)
         self.results["rss_idle_end_kib"] = mem["VmRSS"]
         self.results["rss_hwm_kib"] = mem["VmHWM"]
+        if self.sampler is not None:
+            self.results["rss_max_sample_kib"] = self.sampler.window(0.0).get("max_kib")
         return self.results
 
 
@@ -631,92 +580,8 @@ server:
 """
 
 
-def _post_json(port: int, path: str, payload: dict[str, Any]) -> None:
-    import http.client
-
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request(
-        "POST", path, body=json.dumps(payload), headers={"Content-Type": "application/json"}
-    )
-    response = conn.getresponse()
-    response.read()
-    conn.close()
-    if response.status != 200:
-        raise RuntimeError(f"POST {path}: HTTP {response.status}")
-
-
-def _delete(port: int, path: str) -> None:
-    import http.client
-
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("DELETE", path)
-    conn.getresponse().read()
-    conn.close()
-
-
-def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    if not ready:
-        raise TimeoutError("load generator did not report in time")
-    return proc.stdout.readline().strip()
-
-
 def _say(text: str) -> None:
     print(f"[bench] {text}", file=sys.stderr, flush=True)
-
-
-def _git(*args: str) -> str:
-    out = subprocess.run(
-        ["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=30, check=True
-    )
-    return out.stdout.strip()
-
-
-def _export_src(ref: str, tmp: Path) -> Path:
-    """`src/` as of commit `ref`, extracted under tmp; the directory to put on PYTHONPATH."""
-    target = tmp / "src-at-ref"
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "--format=tar", ref, "src"],
-        capture_output=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(target, filter="data")
-    return target / "src"
-
-
-def _machine(ref: str | None) -> dict[str, Any]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    commit = "unknown"
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        if ref is not None:
-            commit = _git("rev-parse", "--short", ref) + " (exported with --ref)"
-        else:
-            dirty = _git("status", "--porcelain", "--", "src")
-            commit = _git("rev-parse", "--short", "HEAD")
-            commit += " plus uncommitted changes in src/" if dirty else ""
-    versions = {}
-    for module in ("uvicorn", "uvloop", "httptools", "msgspec"):
-        with contextlib.suppress(Exception):
-            from importlib.metadata import version
-
-            versions[module] = version(module)
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "skyroute_commit": commit,
-        "packages": versions,
-        "wrk": wrk_runner.wrk_version(),
-    }
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from collections import Counter
 from typing import Any
 
 import httptools
-from procs import core_busy_seconds, cpu_seconds
+from procs import core_busy_seconds, cpu_seconds, syscalls
 
 _ns = time.perf_counter_ns
 _DONE_TAIL = b"data: [DONE]\n\n"
@@ -198,6 +198,7 @@ class Snapshot:
         self.own = own_cpu()
         self.watched = {name: cpu_seconds(pid) for name, pid in watch.get("pids", {}).items()}
         self.cores = {str(c): core_busy_seconds(c) for c in watch.get("cores", [])}
+        self.io = {name: syscalls(pid) for name, pid in watch.get("pids", {}).items()}
 
     def delta(self, later: Snapshot) -> dict[str, Any]:
         return {
@@ -205,6 +206,10 @@ class Snapshot:
             "loadgen_cpu_s": later.own - self.own,
             "cpu_s": {k: later.watched[k] - v for k, v in self.watched.items()},
             "core_busy_s": {k: later.cores[k] - v for k, v in self.cores.items()},
+            "syscalls": {
+                name: {k: later.io[name][k] - v for k, v in counts.items()}
+                for name, counts in self.io.items()
+            },
         }
 
 

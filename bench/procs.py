@@ -129,6 +129,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
+def syscalls(pid: int) -> dict[str, int]:
+    """Read and write system calls made so far (syscr, syscw in /proc/<pid>/io)."""
+    found = {"reads": 0, "writes": 0}
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/io", "rb") as f:
+        for line in f:
+            if line.startswith(b"syscr:"):
+                found["reads"] = int(line.split()[1])
+            elif line.startswith(b"syscw:"):
+                found["writes"] = int(line.split()[1])
+    return found
+
+
 def core_busy_seconds(core: int) -> float:
     """Time one core spent on anything but idle and iowait, from /proc/stat."""
     prefix = f"cpu{core} ".encode()

@@ -106,8 +106,14 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     ]
 
 
+def _is_quick(results: dict[str, Any]) -> bool:
+    return results["plan"]["cell_seconds"] < 5
+
+
 def headline(results: dict[str, Any]) -> str:
     lines = [f"benchmark finished in {results['run_seconds']} s"]
+    if _is_quick(results):
+        lines[0] += " (quick mode: a rough picture; the full run is the reference)"
     for name, target, measured, met in targets(results):
         lines.append(f"  {name}: {measured} (target {target}) {'MET' if met else 'MISSED'}")
     return "\n".join(lines)
@@ -142,7 +148,7 @@ def _intro(results: dict[str, Any]) -> str:
         if results["loadgen"] == "wrk"
         else "the Python load generator (bench/loadgen.py)"
     )
-    mode = "quick" if plan["cell_seconds"] < 5 else "full"
+    mode = "quick" if _is_quick(results) else "full"
     shape = results["shape"]
     lines = [
         "# Performance",
@@ -180,8 +186,8 @@ def _intro(results: dict[str, Any]) -> str:
             "straight to the emulator, in the same run."
         ),
         _bullet(
-            f"**Throughput client:** {client}; {plan['cell_warmup_seconds']} s warm-up, then "
-            f"{plan['cell_seconds']} s measured per cell. The whole run took "
+            f"**Throughput client:** {client}; per cell {plan['cell_warmup_seconds']} s of "
+            f"warm-up, then {plan['cell_seconds']} s measured. The whole run took "
             f"{results['run_seconds']} s."
         ),
     ]
@@ -241,7 +247,27 @@ def _latency_section(results: dict[str, Any]) -> str:
             *rows,
             "",
             _para(f"Gateway CPU at concurrency 1: {'; '.join(cpu)}."),
+            "",
+            _para(_tails(results)),
         ]
+    )
+
+
+def _tails(results: dict[str, Any]) -> str:
+    parts = []
+    for kind in ("plain", "stream"):
+        targets = results[f"latency_{kind}"]["targets"]
+        gw, direct = targets["gateway"]["latency_us"], targets["direct"]["latency_us"]
+        parts.append(
+            f"{kind} {_ms(gw['p999'])} and {_ms(gw['max'])} (direct {_ms(direct['p999'])} "
+            f"and {_ms(direct['max'])})"
+        )
+    return (
+        "The far tail, p99.9 and slowest request in ms, whole answer: "
+        + "; ".join(parts)
+        + ". This benchmark does not attribute the gateway's slowest requests; CPython's "
+        "full garbage collections, which stop the event loop for milliseconds, are the usual "
+        "suspect."
     )
 
 
@@ -327,6 +353,35 @@ def _throughput_section(results: dict[str, Any]) -> str:
             ),
             "",
             _para(drops_text),
+            "",
+            _syscalls_table(gw),
+        ]
+    )
+
+
+def _syscalls_table(cells: list[dict[str, Any]]) -> str:
+    rows = []
+    for cell in cells:
+        calls = cell.get("gateway_syscalls")
+        if not calls or not cell["completed"]:
+            continue
+        n = cell["completed"]
+        rows.append(
+            f"| {cell['kind']} | {cell['concurrency']} | {calls['reads'] / n:.2f} | "
+            f"{calls['writes'] / n:.2f} |"
+        )
+    return "\n".join(
+        [
+            _para(
+                "Gateway system calls per request (syscr and syscw in /proc/<pid>/io over the "
+                "window; socket reads and writes, both sides). A plain request needs a read "
+                "and a write on each side, plus uvicorn's separate write of the response head; "
+                "a stream adds one write per event relayed."
+            ),
+            "",
+            "| kind | conc. | reads/req | writes/req |",
+            "|---|---:|---:|---:|",
+            *rows,
         ]
     )
 
@@ -345,7 +400,7 @@ def _memory_section(results: dict[str, Any]) -> str:
         f"| {held['held']} streams open at once | {_mib(held['rss_held_kib'])} |",
         *(f"| peak under load: {k} | {_mib(v)} |" for k, v in peaks.items()),
         f"| idle, at the end | {_mib(results['rss_idle_end_kib'])} |",
-        f"| high-water mark over the run (VmHWM) | {_mib(results['rss_hwm_kib'])} |",
+        f"| highest sample over the whole run | {_mib(results.get('rss_max_sample_kib'))} |",
     ]
     per_stream = held["per_stream_kib"]
     per_stream_text = "n/a" if per_stream is None else f"{per_stream:.1f} KiB"
@@ -356,7 +411,9 @@ def _memory_section(results: dict[str, Any]) -> str:
             "",
             _para(
                 "Gateway RSS in MiB (VmRSS from /proc/<pid>/status), in the order measured; "
-                "the peaks are the highest of the ~10 Hz samples taken during each cell."
+                "the peaks are the highest of the ~10 Hz samples taken during each cell. "
+                "CPython seldom returns freed memory to the system, so after the open-streams "
+                "step a later peak only shows growth beyond it."
             ),
             "",
             "| when | RSS MiB |",
@@ -408,9 +465,10 @@ def _notes_section(results: dict[str, Any]) -> str:
     loads = _foreign_loads(results)
     if loads:
         quiet = max(loads) < 0.05
+        most = "under 1%" if max(loads) < 0.005 else f"at most {max(loads):.0%}"
         foreign = (
             f"Other work on the gateway's core during the measurements kept (its busy time "
-            f"in /proc/stat minus the gateway's own CPU) was at most {max(loads):.0%}"
+            f"in /proc/stat minus the gateway's own CPU) was {most}"
             + (
                 "."
                 if quiet
@@ -420,10 +478,22 @@ def _notes_section(results: dict[str, Any]) -> str:
         )
     else:
         foreign = "Other work on the gateway's core was not measured (processes not pinned)."
+    quick = (
+        [
+            _bullet(
+                "**Quick mode.** With 500 samples a p99 is the 5th-slowest request, so one "
+                "scheduler hiccup moves it, and 2 s cells are too short to tell other "
+                "processes' work from clock-tick noise. Use a full run for the record."
+            )
+        ]
+        if _is_quick(results)
+        else []
+    )
     return "\n".join(
         [
             "## Reading these numbers",
             "",
+            *quick,
             _bullet(foreign),
             _bullet(
                 "CPU times come from /proc in clock ticks (10 ms). Over a throughput cell "
@@ -445,14 +515,22 @@ def _notes_section(results: dict[str, Any]) -> str:
             _bullet(
                 "Direct rows at concurrency 256: wrk opens its 256 connections at once and "
                 "the emulator listens with asyncio's default backlog of 100, so some SYNs are "
-                "dropped and retried after 1 s; that, not steady state, is their p99. Before "
-                "each gateway cell a short Python run refills the gateway's upstream pool, so "
-                "the gateway rows do not pay it (wrk's warm-up run ends with requests in "
-                "flight, and the gateway rightly aborts their upstream connections)."
+                "dropped and retried after 1 s; that, not steady state, is their p99. Gateway "
+                "cells are warmed up by the Python client instead of wrk: its runs end "
+                "cleanly, so the gateway's upstream pool is full when wrk starts (a wrk run "
+                "ends with requests in flight, whose upstream connections the gateway rightly "
+                "aborts, and reopening them all at once would hit the same backlog)."
             ),
             _bullet(
                 "Tail latency at concurrency 256 is otherwise queueing: 256 requests in "
                 "flight on one core."
+            ),
+            _bullet(
+                "The emulator writes a whole stream at once, so the gateway reads all 18 "
+                "events in one go and then writes them one by one. An upstream that paces its "
+                "tokens costs a read and a wake-up per event as well: stream CPU here is a "
+                "floor, not a ceiling, and the first-chunk time excludes any upstream "
+                "thinking time."
             ),
             _bullet(
                 "Re-run after a change with the command above. `--quick` gives a rough "

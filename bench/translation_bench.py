@@ -205,7 +205,7 @@ def markdown(results: dict[str, float]) -> str:
         "## Translation cost",
         "",
         f"Measured {time.strftime('%Y-%m-%d')} on this machine ({platform.python_implementation()}"
-        f" {platform.python_version()}), in process, median of 7 × 2,000 calls, with a "
+        f" {platform.python_version()}), in process, median of 7 runs of 2,000 calls, with a "
         "four-message request with one tool and a 20-word answer:",
         "",
         "```",

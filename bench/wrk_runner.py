@@ -38,7 +38,7 @@ def wrk_path() -> str | None:
 def wrk_version() -> str:
     path = wrk_path()
     if path is None:
-        return "not installed"
+        return "wrk not installed"
     out = subprocess.run([path, "-v"], capture_output=True, text=True, timeout=10)
     first = (out.stdout or out.stderr).splitlines()[0]
     return first.split(" Copyright")[0].strip()  # "wrk 4.1.0 [epoll]"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from skyroute.api.context import Send
 from skyroute.core.errors import GatewayError
@@ -24,8 +25,13 @@ async def send_json(
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-async def send_error(send: Send, request_id: str, error: GatewayError) -> None:
+async def send_error(
+    send: Send,
+    request_id: str,
+    error: GatewayError,
+    body_of: Callable[[GatewayError], bytes] = error_body,
+) -> None:
     headers = base_headers(request_id, JSON)
     if error.retry_after is not None:
         headers.append((b"retry-after", str(max(1, math.ceil(error.retry_after))).encode()))
-    await send_json(send, error.status, error_body(error), headers)
+    await send_json(send, error.status, body_of(error), headers)

@@ -28,8 +28,17 @@ class _Value(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 # --- content -------------------------------------------------------------------------
 
 
+class CacheControl(_Value):
+    """A prompt-cache breakpoint after this block (Anthropic's ``cache_control``,
+    protocols.md §6); upstreams that cache on their own ignore it."""
+
+    type: Literal["ephemeral"]
+    ttl: Literal["5m", "1h"] | None = None
+
+
 class TextPart(_Value, tag_field="type", tag="text"):
     text: str
+    cache_control: CacheControl | None = None
 
 
 class ImagePart(_Value, tag_field="type", tag="image"):
@@ -43,6 +52,7 @@ class ImagePart(_Value, tag_field="type", tag="image"):
     data: bytes | None = None
     url: str | None = None
     detail: str | None = None
+    cache_control: CacheControl | None = None
 
 
 ContentPart = TextPart | ImagePart
@@ -74,6 +84,10 @@ class Message(_Value):
     """For ``role == "tool"``: which call this is the result of."""
     name: str | None = None
     reasoning: list[Reasoning] = []
+    is_error: bool | None = None
+    """For ``role == "tool"``: the tool reported a failure (Anthropic ``is_error``)."""
+    cache_control: CacheControl | None = None
+    """For ``role == "tool"``: a cache breakpoint after the whole tool result."""
 
 
 # --- request -------------------------------------------------------------------------
@@ -84,6 +98,7 @@ class Tool(_Value):
     description: str | None = None
     parameters: dict[str, Any] = {}
     strict: bool | None = None
+    cache_control: CacheControl | None = None
 
 
 class ToolChoice(_Value):
@@ -157,9 +172,13 @@ class TextDelta(_Value, tag_field="kind", tag="text", kw_only=True):
 
 
 class ReasoningDelta(_Value, tag_field="kind", tag="reasoning", kw_only=True):
+    """Reasoning text, then the signature that ends its block; ``redacted`` is a whole
+    encrypted block (Anthropic's ``redacted_thinking``), sent back unchanged."""
+
     choice: int = 0
     text: str = ""
     signature: str | None = None
+    redacted: bytes | None = None
 
 
 class ToolCallStart(_Value, tag_field="kind", tag="tool_call_start", kw_only=True):

@@ -103,6 +103,8 @@ class AzureProviderConfig(_Section, tag_field="type", tag="azure"):
 
 
 class BedrockProviderConfig(_Section, tag_field="type", tag="bedrock"):
+    # ``api: invoke`` sends Claude models through InvokeModel in Anthropic's own body
+    # format instead of Converse (see docs/bedrock.md).
     """AWS Bedrock Runtime through the Converse API, signed with SigV4.
 
     Credentials: ``access_key_id`` + ``secret_access_key`` (+ ``session_token``) from env
@@ -119,6 +121,7 @@ class BedrockProviderConfig(_Section, tag_field="type", tag="bedrock"):
     api_key: Secret | None = None
     profile: str | None = None
     drop_unsupported_params: bool = False
+    api: Literal["converse", "invoke"] = "converse"
 
 
 class VertexProviderConfig(_Section, tag_field="type", tag="vertex"):
@@ -148,8 +151,18 @@ class GeminiProviderConfig(_Section, tag_field="type", tag="gemini"):
     api_version: str = "v1beta"
 
 
+class AnthropicProviderConfig(_Section, tag_field="type", tag="anthropic"):
+    """Anthropic's Messages API, or anything that speaks it (Azure AI Foundry's Anthropic
+    endpoint, proxies): ``base_url`` without the ``/v1`` suffix."""
+
+    api_key: Secret
+    base_url: str = "https://api.anthropic.com"
+    version: str = "2023-06-01"
+
+
 ProviderConfig = (
     OpenAIProviderConfig
+    | AnthropicProviderConfig
     | AzureProviderConfig
     | BedrockProviderConfig
     | VertexProviderConfig
@@ -361,7 +374,7 @@ def _check_provider(path: str, provider: ProviderConfig) -> list[str]:
             return _check_bedrock(path, provider)
         case VertexProviderConfig():
             return _check_vertex(path, provider)
-        case GeminiProviderConfig():
+        case GeminiProviderConfig() | AnthropicProviderConfig():
             return _check_url(f"{path}.base_url", provider.base_url)
 
 

@@ -337,6 +337,8 @@ async def start_server(
     live = connections if connections is not None else ConnectionSet()
     bounds = limits if limits is not None else HttpLimits()
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _Connection(handler, bounds, live), host, port)
+    server = await loop.create_server(
+        lambda: _Connection(handler, bounds, live), host, port, backlog=2048
+    )
     bound_port: int = server.sockets[0].getsockname()[1]
     return server, bound_port

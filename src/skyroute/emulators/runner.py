@@ -14,6 +14,9 @@ with EmulatorThread("bedrock", access_key_id="AKIDEXAMPLE", secret_access_key="s
 
 with EmulatorThread("vertex", token="ya29.test") as emu:    # or ("gemini", api_key="AIza-test")
     genai.Client(vertexai=True, ..., http_options=types.HttpOptions(base_url=emu.base_url))
+
+with EmulatorThread("anthropic", api_key="sk-ant-test") as emu:
+    anthropic.Anthropic(base_url=emu.base_url, api_key="sk-ant-test", max_retries=0)
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any, Literal, TypeAlias, TypeVar
 
+from skyroute.emulators.anthropic import AnthropicEmulator
 from skyroute.emulators.bedrock import BedrockEmulator
 from skyroute.emulators.faults import Fault, to_fault
 from skyroute.emulators.google import GoogleEmulator
@@ -43,10 +47,17 @@ __all__ = [
 
 _T = TypeVar("_T")
 _START_TIMEOUT = 10.0
-_BASE_PATHS = {"openai": "/v1", "azure": "", "bedrock": "", "vertex": "", "gemini": ""}
+_BASE_PATHS = {
+    "openai": "/v1",
+    "azure": "",
+    "bedrock": "",
+    "vertex": "",
+    "gemini": "",
+    "anthropic": "",
+}
 
-Flavor = Literal["openai", "azure", "bedrock", "vertex", "gemini"]
-Emulator: TypeAlias = OpenAIEmulator | BedrockEmulator | GoogleEmulator
+Flavor = Literal["openai", "azure", "bedrock", "vertex", "gemini", "anthropic"]
+Emulator: TypeAlias = OpenAIEmulator | BedrockEmulator | GoogleEmulator | AnthropicEmulator
 
 
 class RunningEmulator:
@@ -91,7 +102,9 @@ async def serve_emulator(
     """Start an emulator; `kw` goes to `OpenAIEmulator` (faults, model_ids, ...) or, for
     "bedrock", to `BedrockEmulator` (access_key_id, secret_access_key, session_token, ...),
     where `api_key` is the Bedrock API key accepted as `Authorization: Bearer`; for "vertex"
-    and "gemini", to `GoogleEmulator` (token, service_accounts, model_ids, ...)."""
+    and "gemini", to `GoogleEmulator` (token, service_accounts, model_ids, ...); for
+    "anthropic", to `AnthropicEmulator` (model_ids, cache_limit, ...), where `api_key` is
+    accepted as `x-api-key` or `Authorization: Bearer`."""
     emulator = _build(flavor, api_key, kw)
     connections = ConnectionSet()
     server, bound = await start_server(
@@ -105,6 +118,8 @@ def _build(flavor: Flavor, api_key: str | None, kw: dict[str, Any]) -> Emulator:
         return BedrockEmulator(api_key=api_key, **kw)
     if flavor == "vertex" or flavor == "gemini":
         return GoogleEmulator(flavor, api_key, **kw)  # token, service_accounts, ...
+    if flavor == "anthropic":
+        return AnthropicEmulator(api_key, **kw)  # model_ids, cache_limit, ...
     return OpenAIEmulator(flavor, api_key, **kw)
 
 
@@ -207,7 +222,7 @@ def run_emulator_forever(
     api_key: str | None = None,
     **kw: Any,
 ) -> None:
-    """Serve until interrupted (`skyroute emulate openai|azure|bedrock|vertex|gemini`); uses
+    """Serve until interrupted (`skyroute emulate <flavor>`, any `Flavor`); uses
     uvloop when present. `kw` goes to the emulator (for bedrock: access_key_id,
     secret_access_key, ...; for vertex: token, service_accounts)."""
 

@@ -16,9 +16,8 @@ def bearer_token(authorization: bytes | None) -> bytes | None:
     return authorization[len(_BEARER) :].strip()
 
 
-def authenticate(authorization: bytes | None, master_key: Secret) -> None:
+def authenticate(token: bytes | None, master_key: Secret) -> None:
     """Raise ``AuthenticationFailed`` (one body for every failure) unless the key matches."""
-    token = bearer_token(authorization)
     # Compare even when absent, so a missing key costs the same as a wrong one.
     if not master_key.matches(token or b"") or token is None:
         raise AuthenticationFailed()

@@ -1,13 +1,15 @@
-"""Google: Vertex AI (Gemini, and the OpenAI-compatible endpoint) and the Gemini API.
+"""Google: Vertex AI (Gemini, Claude, the OpenAI-compatible endpoint) and the Gemini API.
 
 Both speak generateContent for Gemini models: the client's OpenAI request is translated
 (``wire.gemini``), streamed as ``streamGenerateContent?alt=sse``, and translated back one
-SSE event at a time. On Vertex, a deployment model written ``publisher/model`` goes to the
-OpenAI-compatible endpoint instead and is relayed without translation.
+SSE event at a time. On Vertex, a ``claude-…`` model goes to Anthropic's rawPredict /
+streamRawPredict in Anthropic's body format, and a model written ``publisher/model`` goes
+to the OpenAI-compatible endpoint and is relayed without translation.
 """
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from typing import ClassVar
 from urllib.parse import quote
@@ -15,6 +17,12 @@ from urllib.parse import quote
 from skyroute.core.chat import StreamEvent
 from skyroute.core.config import GeminiProviderConfig, VertexProviderConfig
 from skyroute.core.errors import GatewayError, UpstreamProtocolError
+from skyroute.providers.anthropic import (
+    AnthropicSSEChunks,
+    anthropic_body,
+    chunk_writer,
+    read_anthropic_answer,
+)
 from skyroute.providers.base import (
     Answer,
     ChatCall,
@@ -30,9 +38,12 @@ from skyroute.providers.translated import canonical_of
 from skyroute.transport.client import Response
 from skyroute.transport.events import EventReader
 from skyroute.transport.sse import SSEError
+from skyroute.wire.anthropic import map_anthropic_error
 from skyroute.wire.gemini import GeminiStreamTranslator, from_gemini, map_google_error, to_gemini
 from skyroute.wire.openai import probe_response, upstream_chat_body
 from skyroute.wire.openai_chat import OpenAIChunkWriter, response_to_openai
+
+_ANTHROPIC_ERROR = re.compile(rb'"type"\s*:\s*"error"')
 
 
 class _GenerateContent(Provider):
@@ -88,31 +99,55 @@ class VertexProvider(_GenerateContent):
         where = f"projects/{config.project}/locations/{config.location}"
         self._models = f"{base}/{config.api_version}/{where}/publishers/google/models/"
         self._openai_url = f"{base}/v1/{where}/endpoints/openapi/chat/completions"
+        self._claude = f"{base}/v1/{where}/publishers/anthropic/models/"
         self._tokens = tokens or access_tokens(config)
 
     @staticmethod
-    def _openai_compatible(model: str) -> bool:
-        return "/" in model
+    def _api(model: str) -> str:
+        if "/" in model:
+            return "openai"
+        return "anthropic" if model.startswith("claude") else "gemini"
 
     async def chat_request(self, call: ChatCall) -> UpstreamRequest:
         headers = common_headers(call.request_id, call.attempt)
         headers.append(("authorization", f"Bearer {await self._tokens.token()}"))
-        if self._openai_compatible(call.model):
-            body = upstream_chat_body(call.inbound, call.model)
-            return UpstreamRequest("POST", self._openai_url, headers, body)
-        action = ":streamGenerateContent?alt=sse" if call.inbound.stream else ":generateContent"
-        url = self._models + quote(call.model, safe="") + action
-        return UpstreamRequest("POST", url, headers, self.gemini_body(call))
+        stream = call.inbound.stream
+        match self._api(call.model):
+            case "openai":
+                body = upstream_chat_body(call.inbound, call.model)
+                return UpstreamRequest("POST", self._openai_url, headers, body)
+            case "anthropic":
+                action = ":streamRawPredict" if stream else ":rawPredict"
+                url = self._claude + quote(call.model, safe="") + action
+                return UpstreamRequest("POST", url, headers, anthropic_body(call, "vertex"))
+            case _:
+                action = ":streamGenerateContent?alt=sse" if stream else ":generateContent"
+                url = self._models + quote(call.model, safe="") + action
+                return UpstreamRequest("POST", url, headers, self.gemini_body(call))
 
     def read_answer(self, call: ChatCall, body: bytes) -> Answer:
-        if self._openai_compatible(call.model):
-            return Answer(body, probe_response(body))
-        return super().read_answer(call, body)
+        match self._api(call.model):
+            case "openai":
+                return Answer(body, probe_response(body))
+            case "anthropic":
+                return read_anthropic_answer(call, body)
+            case _:
+                return super().read_answer(call, body)
 
     def open_events(self, call: ChatCall, response: Response) -> UpstreamEvents:
-        if self._openai_compatible(call.model):
-            return SSEChunks(response)
-        return super().open_events(call, response)
+        match self._api(call.model):
+            case "openai":
+                return SSEChunks(response)
+            case "anthropic":
+                return AnthropicSSEChunks(response, chunk_writer(call))
+            case _:
+                return super().open_events(call, response)
+
+    def map_error(self, status: int, headers: Headers, body: bytes, now: float) -> GatewayError:
+        # Claude on Vertex answers errors in Anthropic's shape, the rest in Google's.
+        if _ANTHROPIC_ERROR.search(body[:200]):
+            return map_anthropic_error(status, headers.header, body, now)
+        return map_google_error(status, body)
 
 
 class GeminiChunks:

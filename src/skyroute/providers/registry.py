@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from skyroute.core.config import (
+    AnthropicProviderConfig,
     AzureProviderConfig,
     BedrockProviderConfig,
     GeminiProviderConfig,
@@ -12,6 +13,7 @@ from skyroute.core.config import (
     ProviderConfig,
     VertexProviderConfig,
 )
+from skyroute.providers.anthropic import AnthropicProvider
 from skyroute.providers.azure import AzureProvider
 from skyroute.providers.base import Provider
 from skyroute.providers.bedrock import BedrockProvider
@@ -44,6 +46,8 @@ def build_providers(
                 providers[name] = VertexProvider(name, config)
             case GeminiProviderConfig():
                 providers[name] = GeminiProvider(name, config)
+            case AnthropicProviderConfig():
+                providers[name] = AnthropicProvider(name, config)
     return providers
 
 

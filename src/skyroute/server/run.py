@@ -8,6 +8,7 @@ backstop for anything still running.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 from types import FrameType
@@ -47,6 +48,9 @@ def uvicorn_config(app: SkyrouteApp, host: str, port: int) -> uvicorn.Config:
         log_config=None,
         log_level=server.log_level,
         server_header=False,
+        # Behind a load balancer the client address is the balancer's; trusting
+        # X-Forwarded-For from anything is not ours to decide by default.
+        proxy_headers=False,
         timeout_keep_alive=5,
         timeout_graceful_shutdown=int(server.drain_seconds) + _BACKSTOP,
     )
@@ -58,7 +62,21 @@ def uvicorn_config(app: SkyrouteApp, host: str, port: int) -> uvicorn.Config:
 
 
 def serve(app: SkyrouteApp, host: str, port: int) -> None:
+    tune_gc()
     DrainingServer(uvicorn_config(app, host, port), app).run()
+
+
+def tune_gc() -> None:
+    """Move start-up objects out of the collector's sight and collect less often.
+
+    Measured under load (docs/performance.md): full collections ran about four times a
+    second at ~7 ms each and cost ~7% of the CPU; after this, one in 16 s, and CPU per
+    plain request fell from 77 to 64 µs. Request-path objects are short-lived and freed
+    by reference counting; the cyclic collector rarely finds anything there.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
 
 
 def _best_loop() -> str:

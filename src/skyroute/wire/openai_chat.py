@@ -4,7 +4,10 @@ Same-family hops (OpenAI in, OpenAI-compatible out) never come here: they use th
 pass-through helpers in ``wire.openai``. This module is paid only when the upstream speaks
 something else (Bedrock Converse, say): ``to_canonical`` reads a decoded request body,
 ``response_to_openai`` writes a ``chat.completion`` and ``OpenAIChunkWriter`` writes the
-``chat.completion.chunk`` payloads of a stream (protocols.md §1).
+``chat.completion.chunk`` payloads of a stream (protocols.md §1). The other way round,
+for clients of another protocol served by an OpenAI-shaped upstream, ``to_openai_body``
+writes the request and ``from_openai_response`` / ``OpenAIChunkReader`` read the answer
+(they live in ``wire.openai_upstream`` and are re-exported here).
 
 Reasoning that carries a provider signature (Claude's thinking, which must be sent back
 unchanged in tool loops, protocols.md §6) travels in ``thinking_blocks``, the field other
@@ -45,11 +48,20 @@ from skyroute.core.chat import (
 )
 from skyroute.core.errors import InvalidRequest
 from skyroute.core.usage import Usage
+from skyroute.wire.openai_upstream import OpenAIChunkReader, from_openai_response, to_openai_body
 
 Effort = Literal["minimal", "low", "medium", "high"]
 ToolMode = Literal["auto", "none", "required"]
 
-__all__ = ["OpenAIChunkWriter", "response_to_openai", "to_canonical", "unsupported_fields"]
+__all__ = [
+    "OpenAIChunkReader",
+    "OpenAIChunkWriter",
+    "from_openai_response",
+    "response_to_openai",
+    "to_canonical",
+    "to_openai_body",
+    "unsupported_fields",
+]
 
 _EFFORTS: dict[str, Effort] = {
     "minimal": "minimal", "low": "low", "medium": "medium", "high": "high"
