@@ -38,10 +38,7 @@ class Messages:
         if isinstance(result, Answer):
             self._engine.record_tokens(served.deployment, result.usage)
             headers = served_headers(ctx.request_id, served)
-            try:
-                response = from_openai_response(result.body)
-            except ValueError:
-                raise UpstreamProtocolError("The upstream returned a malformed response.") from None
+            response = from_openai_response(result.body)
             body = anthropic.response_to_anthropic(msgspec.structs.replace(response, id=message_id))
             await send_json(ctx.send, 200, body, headers)
         else:
@@ -75,10 +72,12 @@ class AnthropicOutput:
         self._writer = anthropic.AnthropicEventWriter(message_id, model)
 
     def chunk(self, data: bytes, *, usage_only: bool) -> bytes:
+        """Raises ``GatewayError`` when the chunks cannot be read as a stream (the relay
+        then ends the stream with that error)."""
         try:
             events = self._reader.feed(data)
         except ValueError:
-            return b""  # the relay's own probe reports malformed chunks
+            raise UpstreamProtocolError("The upstream sent a malformed stream chunk.") from None
         return b"".join(frame for event in events for frame in self._writer.write(event))
 
     def done(self) -> bytes:

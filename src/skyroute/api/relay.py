@@ -48,7 +48,8 @@ class StreamOutput(Protocol):
     """Writes the client's side of a stream, in the client's protocol."""
 
     def chunk(self, data: bytes, *, usage_only: bool) -> bytes:
-        """Bytes to send for one OpenAI chunk payload (may be empty)."""
+        """Bytes to send for one OpenAI chunk payload (may be empty); may raise
+        ``GatewayError``, which ends the stream with that error."""
         ...
 
     def done(self) -> bytes:
@@ -219,12 +220,14 @@ class _Relay:
                 self._open.add(choice.index)
             else:
                 self._open.discard(choice.index)
-        if probe.usage is not None and not probe.choices:
+        usage_only = probe.usage is not None and not probe.choices
+        if usage_only:
             self.usage = probe.usage
-            await self._forward(data, usage_only=True)
-            return None  # the usage chunk is the last one a stream sends
-        await self._forward(data, usage_only=False)
-        return False
+        try:
+            await self._forward(data, usage_only=usage_only)
+        except GatewayError as error:
+            return error  # the client's protocol could not express what came
+        return None if usage_only else False  # the usage chunk is a stream's last
 
     async def _next(self) -> tuple[bytes | None, GatewayError | None]:
         lifecycle = self._state.lifecycle

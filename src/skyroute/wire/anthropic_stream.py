@@ -299,14 +299,16 @@ class AnthropicEventWriter:
     the open block is closed first. A thinking block ends with its signature, so reasoning
     text after a signature opens the next thinking block. The usage comes last in the
     canonical stream, but Anthropic puts input tokens in ``message_start``: that one says
-    0, and ``message_delta`` carries the final input and output counts, which the SDK's
-    accumulator takes over (it overwrites every count a ``message_delta`` gives).
+    ``input_tokens`` (0 unless counted beforehand), and ``message_delta`` carries the final
+    input and output counts, which the SDK's accumulator takes over (it overwrites every
+    count a ``message_delta`` gives; checked in tests/unit/wire/test_anthropic.py).
     """
 
     __slots__ = (
         "_done",
         "_id",
         "_index",
+        "_input_tokens",
         "_model",
         "_open",
         "_signed",
@@ -317,9 +319,11 @@ class AnthropicEventWriter:
         "_usage",
     )
 
-    def __init__(self, message_id: str, model: str) -> None:
+    def __init__(self, message_id: str, model: str, *, input_tokens: int = 0) -> None:
         self._id = message_id
         self._model = model
+        self._input_tokens = input_tokens
+        """What ``message_start`` reports as input tokens, when counted beforehand."""
         self._index = -1
         """Index of the newest content block; -1 before the first."""
         self._open: _Kind | None = None
@@ -337,7 +341,7 @@ class AnthropicEventWriter:
         if self._started:
             return []
         self._started = True
-        usage = UsageOut(input_tokens=0, output_tokens=0)
+        usage = UsageOut(input_tokens=self._input_tokens, output_tokens=0)
         message = _StartedMessage(id=self._id, model=self._model, usage=usage)
         return [_frame(_MessageStartOut(message=message))]
 

@@ -593,6 +593,11 @@ class OpenAIChunkWriter:
         if event.signature:
             block = _ThinkingBlock(type="thinking", thinking="", signature=event.signature)
             fields.append(b'"thinking_blocks":[' + _encode.encode(block) + b"]")
+        elif event.redacted:
+            # Claude's redacted thinking must go back unchanged in a tool loop; it travels
+            # as an opaque block, as in non-stream answers.
+            block = _ThinkingBlock(type="redacted_thinking", data=event.redacted)
+            fields.append(b'"thinking_blocks":[' + _encode.encode(block) + b"]")
         return [self._chunk(event.choice, b",".join(fields))] if fields else []
 
     def _chunk(self, choice: int, delta: bytes, finish: bytes = _FINISH_NULL) -> bytes:

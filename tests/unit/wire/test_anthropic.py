@@ -1074,6 +1074,11 @@ def test_finish_closes_a_stream_that_ended_without_finish_or_usage() -> None:
     assert kinds(frames_of([])) == ["message_start", "message_delta", "message_stop"]
 
 
+def test_message_start_reports_input_tokens_counted_beforehand() -> None:
+    start = AnthropicEventWriter("msg_1", "m", input_tokens=42).start()[0]
+    assert b'"usage":{"input_tokens":42,"output_tokens":0}' in start
+
+
 def test_nothing_is_written_after_the_message_ends() -> None:
     writer = AnthropicEventWriter("msg_1", "m")
     writer.write(Finish(reason="stop"))
