@@ -434,6 +434,7 @@ class _ToolCallOut(msgspec.Struct, kw_only=True):
 
 class _ThinkingBlock(msgspec.Struct, omit_defaults=True):
     type: str
+    index: int | None = None
     thinking: str | None = None
     signature: str | None = None
     data: bytes | None = None
@@ -550,7 +551,7 @@ class OpenAIChunkWriter:
     chunk of its own with ``"choices": []`` (protocols.md §1).
     """
 
-    __slots__ = ("_head", "_include_usage", "_started", "_tail")
+    __slots__ = ("_blocks", "_head", "_include_usage", "_started", "_tail")
 
     def __init__(self, id: str, model: str, created: int, include_usage: bool) -> None:
         self._head = (
@@ -560,6 +561,7 @@ class OpenAIChunkWriter:
         self._tail = b'],"usage":null}' if include_usage else b"]}"
         self._include_usage = include_usage
         self._started: set[int] = set()
+        self._blocks: dict[int, int] = {}  # thinking blocks written so far, per choice
 
     def write(self, event: StreamEvent) -> list[bytes]:
         match event:
@@ -590,13 +592,19 @@ class OpenAIChunkWriter:
         fields = []
         if event.text:
             fields.append(b'"reasoning_content":' + _encode.encode(event.text))
+        block = None
         if event.signature:
             block = _ThinkingBlock(type="thinking", thinking="", signature=event.signature)
-            fields.append(b'"thinking_blocks":[' + _encode.encode(block) + b"]")
         elif event.redacted:
             # Claude's redacted thinking must go back unchanged in a tool loop; it travels
             # as an opaque block, as in non-stream answers.
             block = _ThinkingBlock(type="redacted_thinking", data=event.redacted)
+        if block is not None:
+            # Stream accumulators (the OpenAI SDK's among them) merge list deltas by
+            # ``index``, like tool calls: each block gets its own.
+            index = self._blocks.get(event.choice, 0)
+            self._blocks[event.choice] = index + 1
+            block = msgspec.structs.replace(block, index=index)
             fields.append(b'"thinking_blocks":[' + _encode.encode(block) + b"]")
         return [self._chunk(event.choice, b",".join(fields))] if fields else []
 

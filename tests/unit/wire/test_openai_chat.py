@@ -381,11 +381,18 @@ def test_without_include_usage_there_is_no_usage_key_and_no_usage_chunk() -> Non
 
 def test_reasoning_deltas_carry_text_and_signature() -> None:
     chunks = _chunks(
-        [ReasoningDelta(text="r"), ReasoningDelta(signature="s"), ReasoningDelta(text="")]
+        [
+            ReasoningDelta(text="r"),
+            ReasoningDelta(signature="s"),
+            ReasoningDelta(text=""),
+            ReasoningDelta(redacted=b"\x01"),
+        ]
     )
+    # Each block carries its own index, as stream accumulators merge list deltas by it.
     assert [c["choices"][0]["delta"] for c in chunks] == [
         {"role": "assistant", "reasoning_content": "r"},
-        {"thinking_blocks": [{"type": "thinking", "thinking": "", "signature": "s"}]},
+        {"thinking_blocks": [{"type": "thinking", "index": 0, "thinking": "", "signature": "s"}]},
+        {"thinking_blocks": [{"type": "redacted_thinking", "index": 1, "data": "AQ=="}]},
     ]
 
 
