@@ -28,7 +28,7 @@ class _Value(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 # --- content -------------------------------------------------------------------------
 
 
-class CacheControl(_Value):
+class CacheControl(_Value, frozen=True):
     """A prompt-cache breakpoint after this block (Anthropic's ``cache_control``,
     protocols.md §6); upstreams that cache on their own ignore it."""
 
@@ -36,12 +36,12 @@ class CacheControl(_Value):
     ttl: Literal["5m", "1h"] | None = None
 
 
-class TextPart(_Value, tag_field="type", tag="text"):
+class TextPart(_Value, frozen=True, tag_field="type", tag="text"):
     text: str
     cache_control: CacheControl | None = None
 
 
-class ImagePart(_Value, tag_field="type", tag="image"):
+class ImagePart(_Value, frozen=True, tag_field="type", tag="image"):
     """An image as bytes (from a data URL) or as a remote URL the caller gave.
 
     Remote URLs are never fetched by the gateway unless an operator enables it; a
@@ -58,7 +58,7 @@ class ImagePart(_Value, tag_field="type", tag="image"):
 ContentPart = TextPart | ImagePart
 
 
-class ToolCall(_Value):
+class ToolCall(_Value, frozen=True):
     """A function call the model made. ``arguments`` is JSON text, as OpenAI carries it."""
 
     id: str
@@ -68,7 +68,7 @@ class ToolCall(_Value):
     """Opaque provider token to send back with the call (e.g. Gemini's thoughtSignature)."""
 
 
-class Reasoning(_Value):
+class Reasoning(_Value, frozen=True):
     """Reasoning text the model showed, with the provider's signature to send it back."""
 
     text: str = ""
@@ -76,7 +76,7 @@ class Reasoning(_Value):
     redacted: bytes | None = None
 
 
-class Message(_Value):
+class Message(_Value, frozen=True):
     role: Role
     content: list[ContentPart] = []
     tool_calls: list[ToolCall] = []
@@ -93,7 +93,7 @@ class Message(_Value):
 # --- request -------------------------------------------------------------------------
 
 
-class Tool(_Value):
+class Tool(_Value, frozen=True):
     name: str
     description: str | None = None
     parameters: dict[str, Any] = {}
@@ -101,7 +101,7 @@ class Tool(_Value):
     cache_control: CacheControl | None = None
 
 
-class ToolChoice(_Value):
+class ToolChoice(_Value, frozen=True):
     """``auto``: the model decides; ``none``: no tools; ``required``: some tool;
     ``tool``: the one named."""
 
@@ -109,21 +109,21 @@ class ToolChoice(_Value):
     name: str | None = None
 
 
-class ResponseFormat(_Value):
+class ResponseFormat(_Value, frozen=True):
     type: Literal["text", "json_object", "json_schema"] = "text"
     name: str | None = None
     schema: dict[str, Any] | None = None
     strict: bool | None = None
 
 
-class ReasoningConfig(_Value):
+class ReasoningConfig(_Value, frozen=True):
     """How much the model should think: an OpenAI-style effort or an explicit budget."""
 
     effort: Literal["minimal", "low", "medium", "high"] | None = None
     budget_tokens: int | None = None
 
 
-class ChatRequest(_Value):
+class ChatRequest(_Value, frozen=True):
     model: str
     messages: list[Message]
     tools: list[Tool] = []
@@ -147,7 +147,7 @@ class ChatRequest(_Value):
 # --- response ------------------------------------------------------------------------
 
 
-class Choice(_Value):
+class Choice(_Value, frozen=True):
     index: int
     message: Message
     finish_reason: FinishReason | None = None
@@ -155,7 +155,7 @@ class Choice(_Value):
     """The upstream's own stop reason, kept for logs and extension fields."""
 
 
-class ChatResponse(_Value):
+class ChatResponse(_Value, frozen=True):
     id: str
     model: str
     created: int
@@ -166,12 +166,12 @@ class ChatResponse(_Value):
 # --- stream events -------------------------------------------------------------------
 
 
-class TextDelta(_Value, tag_field="kind", tag="text", kw_only=True):
+class TextDelta(_Value, frozen=True, tag_field="kind", tag="text", kw_only=True):
     choice: int = 0
     text: str
 
 
-class ReasoningDelta(_Value, tag_field="kind", tag="reasoning", kw_only=True):
+class ReasoningDelta(_Value, frozen=True, tag_field="kind", tag="reasoning", kw_only=True):
     """Reasoning text, then the signature that ends its block; ``redacted`` is a whole
     encrypted block (Anthropic's ``redacted_thinking``), sent back unchanged."""
 
@@ -181,7 +181,7 @@ class ReasoningDelta(_Value, tag_field="kind", tag="reasoning", kw_only=True):
     redacted: bytes | None = None
 
 
-class ToolCallStart(_Value, tag_field="kind", tag="tool_call_start", kw_only=True):
+class ToolCallStart(_Value, frozen=True, tag_field="kind", tag="tool_call_start", kw_only=True):
     """A new tool call; ``slot`` is its index among this choice's calls."""
 
     choice: int = 0
@@ -191,19 +191,19 @@ class ToolCallStart(_Value, tag_field="kind", tag="tool_call_start", kw_only=Tru
     signature: str | None = None
 
 
-class ToolCallDelta(_Value, tag_field="kind", tag="tool_call_delta", kw_only=True):
+class ToolCallDelta(_Value, frozen=True, tag_field="kind", tag="tool_call_delta", kw_only=True):
     choice: int = 0
     slot: int
     arguments: str
 
 
-class Finish(_Value, tag_field="kind", tag="finish", kw_only=True):
+class Finish(_Value, frozen=True, tag_field="kind", tag="finish", kw_only=True):
     choice: int = 0
     reason: FinishReason
     raw_reason: str | None = None
 
 
-class UsageReport(_Value, tag_field="kind", tag="usage"):
+class UsageReport(_Value, frozen=True, tag_field="kind", tag="usage"):
     usage: Usage
 
 

@@ -27,7 +27,7 @@ class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     pass
 
 
-class Timeouts(_Section):
+class Timeouts(_Section, frozen=True):
     """Seconds. ``first_token`` bounds the wait for the first byte of a response (headers
     for a plain request, the first event of a stream); ``idle`` the gap between stream
     events; ``total`` the whole logical request, retries and failover included."""
@@ -38,7 +38,7 @@ class Timeouts(_Section):
     total: float = 600.0
 
 
-class Retries(_Section):
+class Retries(_Section, frozen=True):
     """Extra attempts on one deployment for retryable errors, with full-jitter backoff."""
 
     attempts: int = 2
@@ -47,7 +47,7 @@ class Retries(_Section):
     max_retry_after: float = 30.0
 
 
-class Circuit(_Section):
+class Circuit(_Section, frozen=True):
     """Per deployment: open after ``failures`` consecutive failures, probe after
     ``cooldown`` seconds (doubling on each failed probe, up to ``max_cooldown``)."""
 
@@ -56,7 +56,7 @@ class Circuit(_Section):
     max_cooldown: float = 300.0
 
 
-class DeploymentConfig(_Section):
+class DeploymentConfig(_Section, frozen=True):
     provider: str
     model: str
     priority: int = 0
@@ -65,7 +65,7 @@ class DeploymentConfig(_Section):
     tpm: int | None = None
 
 
-class ModelConfig(_Section):
+class ModelConfig(_Section, frozen=True):
     deployments: list[DeploymentConfig]
     fallbacks: list[str] = []
     timeouts: Timeouts = Timeouts()
@@ -73,7 +73,7 @@ class ModelConfig(_Section):
     circuit: Circuit = Circuit()
 
 
-class OpenAIProviderConfig(_Section, tag_field="type", tag="openai"):
+class OpenAIProviderConfig(_Section, frozen=True, tag_field="type", tag="openai"):
     """OpenAI itself or any OpenAI-compatible server (vLLM, Ollama, llama.cpp)."""
 
     base_url: str = "https://api.openai.com/v1"
@@ -82,7 +82,7 @@ class OpenAIProviderConfig(_Section, tag_field="type", tag="openai"):
     project: str | None = None
 
 
-class EntraConfig(_Section):
+class EntraConfig(_Section, frozen=True):
     """Microsoft Entra ID client-credentials grant, for Azure without API keys."""
 
     tenant_id: str
@@ -92,7 +92,7 @@ class EntraConfig(_Section):
     scope: str = "https://cognitiveservices.azure.com/.default"
 
 
-class AzureProviderConfig(_Section, tag_field="type", tag="azure"):
+class AzureProviderConfig(_Section, frozen=True, tag_field="type", tag="azure"):
     """Azure OpenAI, classic ``/openai/deployments/{d}`` API with a dated api-version."""
 
     endpoint: str
@@ -102,7 +102,7 @@ class AzureProviderConfig(_Section, tag_field="type", tag="azure"):
     api_version: str = "2024-10-21"
 
 
-class BedrockProviderConfig(_Section, tag_field="type", tag="bedrock"):
+class BedrockProviderConfig(_Section, frozen=True, tag_field="type", tag="bedrock"):
     # ``api: invoke`` sends Claude models through InvokeModel in Anthropic's own body
     # format instead of Converse (see docs/bedrock.md).
     """AWS Bedrock Runtime through the Converse API, signed with SigV4.
@@ -124,7 +124,7 @@ class BedrockProviderConfig(_Section, tag_field="type", tag="bedrock"):
     api: Literal["converse", "invoke"] = "converse"
 
 
-class VertexProviderConfig(_Section, tag_field="type", tag="vertex"):
+class VertexProviderConfig(_Section, frozen=True, tag_field="type", tag="vertex"):
     """Google Vertex AI. The deployment's ``model`` picks the API: a Gemini model name
     (``gemini-2.5-flash``) uses generateContent; a ``publisher/model`` name
     (``meta/llama-3.3-70b-instruct-maas``) uses Vertex's OpenAI-compatible endpoint.
@@ -142,7 +142,7 @@ class VertexProviderConfig(_Section, tag_field="type", tag="vertex"):
     api_version: str = "v1"
 
 
-class GeminiProviderConfig(_Section, tag_field="type", tag="gemini"):
+class GeminiProviderConfig(_Section, frozen=True, tag_field="type", tag="gemini"):
     """The Gemini API (Google AI Studio). The key goes in the ``x-goog-api-key`` header,
     never in a URL, so it cannot leak through a logged URL."""
 
@@ -151,7 +151,7 @@ class GeminiProviderConfig(_Section, tag_field="type", tag="gemini"):
     api_version: str = "v1beta"
 
 
-class AnthropicProviderConfig(_Section, tag_field="type", tag="anthropic"):
+class AnthropicProviderConfig(_Section, frozen=True, tag_field="type", tag="anthropic"):
     """Anthropic's Messages API, or anything that speaks it (Azure AI Foundry's Anthropic
     endpoint, proxies): ``base_url`` without the ``/v1`` suffix."""
 
@@ -170,11 +170,11 @@ ProviderConfig = (
 )
 
 
-class AuthConfig(_Section):
+class AuthConfig(_Section, frozen=True):
     master_key: Secret | None = None
 
 
-class ServerConfig(_Section):
+class ServerConfig(_Section, frozen=True):
     host: str = "127.0.0.1"
     port: int = 4000
     max_body_bytes: int = 32 * 1024 * 1024
@@ -182,7 +182,7 @@ class ServerConfig(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
-class Config(_Section):
+class Config(_Section, frozen=True):
     auth: AuthConfig = AuthConfig()
     providers: dict[str, ProviderConfig] = {}
     models: dict[str, ModelConfig] = {}
@@ -205,6 +205,7 @@ def parse_config(data: object, env: Mapping[str, str]) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(["<root>: expected a mapping"])
     data = _resolve_env(data, env, "", errors)
+    assert isinstance(data, dict)
     known = set(Config.__struct_fields__)
     for key in data:
         if key not in known:

@@ -53,7 +53,9 @@ class GatewayError(Exception):
 
     status: ClassVar[int] = 500
     error_type: ClassVar[str] = "api_error"
-    code: ClassVar[str | None] = None
+    # A class default that an instance may override (an upstream's own code), so not a
+    # ClassVar.
+    code: str | None = None
     fault: ClassVar[Fault] = Fault.GATEWAY
     retry_same: ClassVar[bool] = False
     try_another: ClassVar[bool] = False

@@ -53,11 +53,12 @@ class BotocoreCredentials:
             if self._current is None or self._clock() >= self._refresh_at:
                 self._current, lifetime = await asyncio.to_thread(self._resolve)
                 self._refresh_at = self._clock() + max(1.0, lifetime - _REFRESH_AHEAD)
+        assert self._current is not None
         return self._current
 
     def _resolve(self) -> tuple[AwsCredentials, float]:
         try:
-            import botocore.session
+            import botocore.session  # type: ignore[import-untyped]
         except ImportError:
             raise UpstreamRejected(
                 "Bedrock needs credentials: set keys in the config, or install skyroute[aws] "

@@ -75,7 +75,10 @@ class UpstreamEvents(Protocol):
     ``TransportError`` for socket trouble and ``GatewayError`` for anything the upstream
     said or garbled (an in-stream exception, a malformed frame)."""
 
-    ended: bool
+    @property
+    def ended(self) -> bool:
+        """The upstream body has been read to its end."""
+        ...
 
     async def next_event(self, timeout: float) -> bytes | None: ...
 

@@ -67,7 +67,7 @@ class GoogleCredentials:
         try:
             if self._credentials is None:
                 if self._file is not None:
-                    self._credentials = service_account.Credentials.from_service_account_file(
+                    self._credentials = service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
                         self._file, scopes=[SCOPE]
                     )
                 else:
