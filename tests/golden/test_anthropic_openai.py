@@ -16,17 +16,14 @@ anthropic SDK's own stream accumulator, whose final message must equal the one
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given
 
 from skyroute.core.chat import (
     ChatResponse,
@@ -43,7 +40,6 @@ from skyroute.core.chat import (
     ToolCallStart,
     UsageReport,
 )
-from skyroute.core.errors import GatewayError
 from skyroute.transport.sse import SSEDecoder, encode_event
 from skyroute.wire.anthropic import (
     AnthropicEventWriter,
@@ -51,52 +47,43 @@ from skyroute.wire.anthropic import (
     response_to_anthropic,
 )
 from skyroute.wire.openai_chat import OpenAIChunkReader, from_openai_response, to_openai_body
-
-CASES_ROOT = Path(__file__).parent / "anthropic__openai"
-REGENERATE = os.environ.get("SKYROUTE_REGENERATE_GOLDEN") == "1"
-MESSAGE_ID = "msg_golden"
-
-PRODUCED = frozenset(
-    {
-        "canonical.json",
-        "upstream_request.json",
-        "canonical_response.json",
-        "client_response.json",
-        "canonical_stream.jsonl",
-        "client_stream.txt",
-        "expected_error.json",
-    }
+from tests.golden.harness import (
+    CLIENT_REQUEST,
+    RANDOM_CUTS,
+    RANDOM_REPLAYS,
+    GoldenSuite,
+    Relay,
+    StreamRun,
+    assert_every_split_replays,
+    case_id,
+    error_fields,
+    pieces_at,
+    read_json,
+    request_outputs,
+    struct_json,
+    to_json,
+    to_jsonl,
 )
 
-
-def _cases() -> list[Path]:
-    return sorted(p for p in CASES_ROOT.iterdir() if (p / "client_request.json").is_file())
-
-
-def _stream_cases() -> list[Path]:
-    return [p for p in _cases() if (p / "upstream_stream.jsonl").is_file()]
+SUITE = GoldenSuite(
+    folder=Path(__file__).parent / "anthropic__openai",
+    produced=frozenset(
+        {
+            "canonical.json",
+            "upstream_request.json",
+            "canonical_response.json",
+            "client_response.json",
+            "canonical_stream.jsonl",
+            "client_stream.txt",
+            "expected_error.json",
+        }
+    ),
+    stream_input="upstream_stream.jsonl",
+)
+MESSAGE_ID = "msg_golden"
 
 
 # --- running a case -------------------------------------------------------------------
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
-
-
-def _jsonl(values: Iterable[Any]) -> str:
-    return "".join(json.dumps(v, ensure_ascii=False) + "\n" for v in values)
-
-
-def _error(exc: GatewayError) -> dict[str, Any]:
-    return {
-        "class": type(exc).__name__,
-        "status": exc.status,
-        "type": exc.error_type,
-        "code": exc.code,
-        "param": exc.param,
-        "message": exc.message,
-    }
 
 
 def stream_payloads(case: Path) -> list[bytes]:
@@ -105,73 +92,45 @@ def stream_payloads(case: Path) -> list[bytes]:
     return [line.encode() for line in lines if line.strip()] + [b"[DONE]"]
 
 
-def drive_stream(payloads: Iterable[bytes], model: str) -> tuple[list[StreamEvent], list[bytes]]:
+def drive_stream(payloads: Iterable[bytes], model: str) -> StreamRun:
     """Upstream chunks → canonical events → client SSE frames, as the gateway runs them."""
     reader = OpenAIChunkReader()
     writer = AnthropicEventWriter(MESSAGE_ID, model)
-    events: list[StreamEvent] = []
-    frames: list[bytes] = writer.start()
+    relay = Relay(writer.write)
+    relay.emit(writer.start())
     for payload in payloads:
-        for event in reader.feed(payload):
-            events.append(event)
-            frames.extend(writer.write(event))
-    frames.extend(writer.finish())
-    return events, frames
+        relay.send(reader.feed(payload))
+    relay.emit(writer.finish())
+    return relay.result()
 
 
 def run_case(case: Path) -> dict[str, str]:
     """Everything the translation produces for one case: file name → text."""
-    raw = (case / "client_request.json").read_bytes()
-    out: dict[str, str] = {}
-    try:
-        canonical = parse_messages_request(raw)
-        out["canonical.json"] = _json(msgspec.to_builtins(canonical))
-        upstream = to_openai_body(canonical)
-    except GatewayError as exc:
-        out["expected_error.json"] = _json(_error(exc))
+    raw = (case / CLIENT_REQUEST).read_bytes()
+    out, canonical = request_outputs(
+        lambda: parse_messages_request(raw), to_openai_body, error_fields
+    )
+    if canonical is None:
         return out
-    out["upstream_request.json"] = _json(json.loads(upstream))
     if (case / "upstream_response.json").is_file():
         response = from_openai_response((case / "upstream_response.json").read_bytes())
-        out["canonical_response.json"] = _json(msgspec.to_builtins(response))
-        out["client_response.json"] = _json(json.loads(response_to_anthropic(response)))
+        out["canonical_response.json"] = struct_json(response)
+        out["client_response.json"] = to_json(json.loads(response_to_anthropic(response)))
     elif (case / "upstream_stream.jsonl").is_file():
-        events, frames = drive_stream(stream_payloads(case), canonical.model)
-        out["canonical_stream.jsonl"] = _jsonl(msgspec.to_builtins(e) for e in events)
-        out["client_stream.txt"] = b"".join(frames).decode()
+        run = drive_stream(stream_payloads(case), canonical.model)
+        out["canonical_stream.jsonl"] = to_jsonl(msgspec.to_builtins(e) for e in run.events)
+        out["client_stream.txt"] = b"".join(run.chunks).decode()
     return out
 
 
-def _parsed(name: str, text: str) -> Any:
-    if name.endswith(".jsonl"):
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    if name.endswith(".txt"):
-        return text
-    return json.loads(text)
-
-
-@pytest.mark.parametrize("case", _cases(), ids=lambda p: p.name)
+@pytest.mark.parametrize("case", SUITE.cases(), ids=case_id)
 def test_golden_case(case: Path) -> None:
-    produced = run_case(case)
-    stale = {p.name for p in case.iterdir()} & (PRODUCED - produced.keys())
-    if REGENERATE:
-        for name, text in produced.items():
-            (case / name).write_text(text)
-        for name in stale:
-            (case / name).unlink()
-        return
-    assert not stale, f"expected files the translation no longer produces: {sorted(stale)}"
-    for name, text in produced.items():
-        path = case / name
-        assert path.is_file(), (
-            f"{case.name}/{name} is missing; run with SKYROUTE_REGENERATE_GOLDEN=1"
-        )
-        assert _parsed(name, text) == _parsed(name, path.read_text()), f"{case.name}/{name}"
+    SUITE.check(case, run_case(case))
 
 
 def test_golden_cases_cover_the_agreed_minimum() -> None:
-    assert len(_cases()) >= 10
-    assert {p.name for p in _cases()} >= {
+    assert len(SUITE.cases()) >= 10
+    assert {p.name for p in SUITE.cases()} >= {
         "plain_text",
         "system_blocks_and_sampling",
         "image_base64",
@@ -205,14 +164,14 @@ def _anthropic_client(handler: Any) -> Any:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("case", _cases(), ids=lambda p: p.name)
+@pytest.mark.parametrize("case", SUITE.cases(), ids=case_id)
 def test_upstream_request_is_what_the_openai_sdk_sends(case: Path) -> None:
     """The openai SDK, given the same parameters, sends the same JSON."""
     openai = pytest.importorskip("openai")
     httpx2 = _httpx2()
     if not (case / "upstream_request.json").is_file():
         pytest.skip("the request is refused before it reaches the upstream")
-    body = json.loads((case / "upstream_request.json").read_text())
+    body = read_json(case / "upstream_request.json")
     sent: list[bytes] = []
 
     def handler(request: Any) -> Any:
@@ -232,17 +191,17 @@ def test_upstream_request_is_what_the_openai_sdk_sends(case: Path) -> None:
 def _first_response() -> str:
     return next(
         (p / "upstream_response.json").read_text()
-        for p in _cases()
+        for p in SUITE.cases()
         if (p / "upstream_response.json").is_file()
     )
 
 
-@pytest.mark.parametrize("case", _cases(), ids=lambda p: p.name)
+@pytest.mark.parametrize("case", SUITE.cases(), ids=case_id)
 def test_inputs_are_what_the_sdks_send_and_receive(case: Path) -> None:
     """The hand-written inputs are real: the client request is what the anthropic SDK
     sends for its parameters, and the upstream answers parse as the openai SDK's types."""
     types = pytest.importorskip("openai.types.chat")
-    request = json.loads((case / "client_request.json").read_text())
+    request = read_json(case / CLIENT_REQUEST)
     if not (case / "expected_error.json").is_file():
         sent: list[bytes] = []
 
@@ -261,7 +220,7 @@ def test_inputs_are_what_the_sdks_send_and_receive(case: Path) -> None:
             types.ChatCompletionChunk.model_validate_json(line)
 
 
-@pytest.mark.parametrize("case", _cases(), ids=lambda p: p.name)
+@pytest.mark.parametrize("case", SUITE.cases(), ids=case_id)
 def test_client_response_parses_with_the_anthropic_sdk(case: Path) -> None:
     types = pytest.importorskip("anthropic.types")
     if not (case / "client_response.json").is_file():
@@ -326,13 +285,13 @@ def _accumulated(events: list[StreamEvent], model: str) -> ChatResponse:
     return ChatResponse(id=MESSAGE_ID, model=model, created=0, choices=[choice], usage=usage)
 
 
-@pytest.mark.parametrize("case", _stream_cases(), ids=lambda p: p.name)
+@pytest.mark.parametrize("case", SUITE.stream_cases(), ids=case_id)
 def test_client_stream_accumulates_to_the_plain_response(case: Path) -> None:
     """The SDK's accumulator turns the frames into the very message the non-streamed
     answer would have been: blocks, tool inputs, stop reason and usage alike."""
     pytest.importorskip("anthropic")
     model = parse_messages_request((case / "client_request.json").read_bytes()).model
-    events, frames = drive_stream(stream_payloads(case), model)
+    events, frames, _ = drive_stream(stream_payloads(case), model)
     plain = json.loads(response_to_anthropic(_accumulated(events, model)))
     plain = {k: v for k, v in plain.items() if v is not None}  # as exclude_none writes it
     streamed = _sdk_final_message(b"".join(frames))
@@ -357,10 +316,10 @@ def _decoded(pieces: Iterable[bytes]) -> Iterator[bytes]:
 
 def _frames(case: Path, payloads: Iterable[bytes]) -> bytes:
     model = parse_messages_request((case / "client_request.json").read_bytes()).model
-    return b"".join(drive_stream(payloads, model)[1])
+    return b"".join(drive_stream(payloads, model).chunks)
 
 
-@pytest.mark.parametrize("case", _stream_cases(), ids=lambda p: p.name)
+@pytest.mark.parametrize("case", SUITE.stream_cases(), ids=case_id)
 def test_client_frames_each_name_their_event(case: Path) -> None:
     """The anthropic SDK skips SSE messages without ``event:`` (protocols.md §0.4)."""
     for event in SSEDecoder().feed(_frames(case, stream_payloads(case))):
@@ -368,22 +327,15 @@ def test_client_frames_each_name_their_event(case: Path) -> None:
         assert json.loads(event.data)["type"] == event.event
 
 
-@pytest.mark.parametrize("case", _stream_cases(), ids=lambda p: p.name)
+@pytest.mark.parametrize("case", SUITE.stream_cases(), ids=case_id)
 def test_stream_replay_split_at_every_byte(case: Path) -> None:
-    data = _sse(case)
     expected = _frames(case, stream_payloads(case))
-    assert _frames(case, _decoded([data])) == expected
-    assert _frames(case, _decoded([data[i : i + 1] for i in range(len(data))])) == expected
-    for cut in range(len(data) + 1):
-        assert _frames(case, _decoded([data[:cut], data[cut:]])) == expected, f"split at {cut}"
+    assert_every_split_replays(_sse(case), lambda p: _frames(case, _decoded(p)), expected)
 
 
-@pytest.mark.parametrize("case", _stream_cases(), ids=lambda p: p.name)
-@settings(max_examples=50, deadline=None)
-@given(cuts=st.lists(st.floats(min_value=0, max_value=1), max_size=12))
+@pytest.mark.parametrize("case", SUITE.stream_cases(), ids=case_id)
+@RANDOM_REPLAYS
+@given(cuts=RANDOM_CUTS)
 def test_stream_replay_split_at_random_points(case: Path, cuts: list[float]) -> None:
-    data = _sse(case)
-    points = sorted({int(c * len(data)) for c in cuts})
-    bounds = [0, *points, len(data)]
-    pieces = [data[a:b] for a, b in itertools.pairwise(bounds)]
+    pieces = pieces_at(_sse(case), cuts)
     assert _frames(case, _decoded(pieces)) == _frames(case, stream_payloads(case))

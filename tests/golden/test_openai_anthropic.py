@@ -14,19 +14,14 @@ byte and at random points: the client chunks must not change.
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, get_args
 
-import msgspec
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given
 
-from skyroute.core.chat import StreamEvent
 from skyroute.core.errors import GatewayError
 from skyroute.transport.sse import SSEDecoder, encode_event
 from skyroute.wire.anthropic import (
@@ -36,35 +31,38 @@ from skyroute.wire.anthropic import (
     map_anthropic_error,
     to_anthropic,
 )
-from skyroute.wire.openai_chat import OpenAIChunkWriter, response_to_openai, to_canonical
+from skyroute.wire.openai_chat import OpenAIChunkWriter
+from tests.golden.harness import (
+    CLIENT_REQUEST,
+    OPENAI_CLIENT_PRODUCED,
+    RANDOM_CUTS,
+    RANDOM_REPLAYS,
+    GoldenSuite,
+    Relay,
+    StreamRun,
+    assert_every_split_replays,
+    case_id,
+    client_view,
+    openai_error_output,
+    openai_request_outputs,
+    openai_response_outputs,
+    openai_stream_outputs,
+    openai_stream_request,
+    pieces_at,
+    read_json,
+    validate_openai_client_output,
+)
 
-CASES_ROOT = Path(__file__).parent / "openai__anthropic"
-REGENERATE = os.environ.get("SKYROUTE_REGENERATE_GOLDEN") == "1"
+SUITE = GoldenSuite(
+    folder=Path(__file__).parent / "openai__anthropic",
+    produced=OPENAI_CLIENT_PRODUCED,
+    stream_input="upstream_stream.jsonl",
+)
 RESPONSE_ID = "chatcmpl-golden"
 CREATED = 1764000000
 
-PRODUCED = frozenset(
-    {
-        "canonical.json",
-        "upstream_request.json",
-        "canonical_response.json",
-        "client_response.json",
-        "canonical_stream.jsonl",
-        "client_stream.jsonl",
-        "expected_error.json",
-    }
-)
-
 StreamMessage = tuple[str, bytes]
 """(SSE event type, its data)."""
-
-
-def _cases() -> list[Path]:
-    return sorted(p for p in CASES_ROOT.iterdir() if (p / "client_request.json").is_file())
-
-
-def _stream_cases() -> list[Path]:
-    return [p for p in _cases() if (p / "upstream_stream.jsonl").is_file()]
 
 
 def dialect(case: Path) -> Dialect:
@@ -77,28 +75,6 @@ def dialect(case: Path) -> Dialect:
 # --- running a case -------------------------------------------------------------------
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
-
-
-def _jsonl(values: Iterable[Any]) -> str:
-    return "".join(json.dumps(v, ensure_ascii=False) + "\n" for v in values)
-
-
-def _error(exc: GatewayError) -> dict[str, Any]:
-    return {
-        "class": type(exc).__name__,
-        "status": exc.status,
-        "type": exc.error_type,
-        "code": exc.code,
-        "param": exc.param,
-        "message": exc.message,
-        "retry_same": exc.retry_same,
-        "try_another": exc.try_another,
-        "retry_after": exc.retry_after,
-    }
-
-
 def stream_messages(case: Path) -> list[StreamMessage]:
     lines = (case / "upstream_stream.jsonl").read_text().splitlines()
     items = [json.loads(line) for line in lines if line.strip()]
@@ -107,26 +83,20 @@ def stream_messages(case: Path) -> list[StreamMessage]:
     ]
 
 
-def drive_stream(
-    messages: Iterable[StreamMessage], include_usage: bool, model: str
-) -> tuple[list[StreamEvent], list[bytes], GatewayError | None]:
+def drive_stream(messages: Iterable[StreamMessage], include_usage: bool, model: str) -> StreamRun:
     """Upstream SSE events → canonical events → client chunks, as the gateway runs them."""
     translator = AnthropicStreamTranslator()
-    writer = OpenAIChunkWriter(RESPONSE_ID, model, CREATED, include_usage)
-    events: list[StreamEvent] = []
-    chunks: list[bytes] = []
+    relay = Relay(OpenAIChunkWriter(RESPONSE_ID, model, CREATED, include_usage).write)
     try:
         for event_type, data in messages:
-            for event in translator.feed(event_type, data):
-                events.append(event)
-                chunks.extend(writer.write(event))
+            relay.send(translator.feed(event_type, data))
     except GatewayError as exc:
-        return events, chunks, exc
-    return events, chunks, None
+        return relay.result(exc)
+    return relay.result()
 
 
 def _upstream_error(case: Path) -> GatewayError:
-    spec = json.loads((case / "upstream_error.json").read_text())
+    spec = read_json(case / "upstream_error.json")
     headers = {k.lower(): v for k, v in spec["headers"].items()}
     body = json.dumps(spec["body"]).encode()
     return map_anthropic_error(spec["status"], headers.get, body, float(CREATED))
@@ -134,64 +104,34 @@ def _upstream_error(case: Path) -> GatewayError:
 
 def run_case(case: Path) -> dict[str, str]:
     """Everything the translation produces for one case: file name → text."""
-    request = json.loads((case / "client_request.json").read_text())
-    out: dict[str, str] = {}
-    try:
-        canonical = to_canonical(request)
-        out["canonical.json"] = _json(msgspec.to_builtins(canonical))
-        upstream = to_anthropic(canonical, model=request["model"], dialect=dialect(case))
-    except GatewayError as exc:
-        out["expected_error.json"] = _json(_error(exc))
+    request = read_json(case / CLIENT_REQUEST)
+    model = request["model"]
+    out, canonical = openai_request_outputs(
+        request, lambda c: to_anthropic(c, model=model, dialect=dialect(case))
+    )
+    if canonical is None:
         return out
-    out["upstream_request.json"] = _json(json.loads(upstream))
     if (case / "upstream_response.json").is_file():
         raw = (case / "upstream_response.json").read_bytes()
-        response = from_anthropic(
-            raw, model=request["model"], response_id=RESPONSE_ID, created=CREATED
-        )
-        out["canonical_response.json"] = _json(msgspec.to_builtins(response))
-        out["client_response.json"] = _json(json.loads(response_to_openai(response)))
+        response = from_anthropic(raw, model=model, response_id=RESPONSE_ID, created=CREATED)
+        out |= openai_response_outputs(response)
     elif (case / "upstream_error.json").is_file():
-        out["expected_error.json"] = _json(_error(_upstream_error(case)))
+        out |= openai_error_output(_upstream_error(case))
     elif (case / "upstream_stream.jsonl").is_file():
-        events, chunks, error = drive_stream(
-            stream_messages(case), canonical.include_usage, request["model"]
+        out |= openai_stream_outputs(
+            drive_stream(stream_messages(case), canonical.include_usage, model)
         )
-        out["canonical_stream.jsonl"] = _jsonl(msgspec.to_builtins(e) for e in events)
-        out["client_stream.jsonl"] = _jsonl(json.loads(c) for c in chunks)
-        if error is not None:
-            out["expected_error.json"] = _json(_error(error))
     return out
 
 
-def _parsed(name: str, text: str) -> Any:
-    if name.endswith(".jsonl"):
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    return json.loads(text)
-
-
-@pytest.mark.parametrize("case", _cases(), ids=lambda p: p.name)
+@pytest.mark.parametrize("case", SUITE.cases(), ids=case_id)
 def test_golden_case(case: Path) -> None:
-    produced = run_case(case)
-    stale = {p.name for p in case.iterdir()} & (PRODUCED - produced.keys())
-    if REGENERATE:
-        for name, text in produced.items():
-            (case / name).write_text(text)
-        for name in stale:
-            (case / name).unlink()
-        return
-    assert not stale, f"expected files the translation no longer produces: {sorted(stale)}"
-    for name, text in produced.items():
-        path = case / name
-        assert path.is_file(), (
-            f"{case.name}/{name} is missing; run with SKYROUTE_REGENERATE_GOLDEN=1"
-        )
-        assert _parsed(name, text) == _parsed(name, path.read_text()), f"{case.name}/{name}"
+    SUITE.check(case, run_case(case))
 
 
 def test_golden_cases_cover_the_agreed_minimum() -> None:
-    assert len(_cases()) >= 10
-    assert {p.name for p in _cases()} >= {
+    assert len(SUITE.cases()) >= 10
+    assert {p.name for p in SUITE.cases()} >= {
         "plain_text",
         "system_and_developer",
         "image_data_url",
@@ -246,25 +186,25 @@ _MINIMAL_MESSAGE = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("case", _cases(), ids=lambda p: p.name)
+@pytest.mark.parametrize("case", SUITE.cases(), ids=case_id)
 def test_upstream_request_is_what_the_anthropic_sdk_sends(case: Path) -> None:
     """The SDK, given the same parameters, sends the same JSON: the body is one the
     official client itself could have sent. Bedrock and Vertex bodies are compared as
     the first-party body they differ from by model, version and stream flag."""
     if not (case / "upstream_request.json").is_file():
         pytest.skip("the request is refused before it reaches Anthropic")
-    body = json.loads((case / "upstream_request.json").read_text())
+    body = read_json(case / "upstream_request.json")
     if body.pop("anthropic_version", None) is not None:
-        body["model"] = json.loads((case / "client_request.json").read_text())["model"]
+        body["model"] = read_json(case / CLIENT_REQUEST)["model"]
     assert _sent_by_anthropic_sdk(body) == body
 
 
-@pytest.mark.parametrize("case", _cases(), ids=lambda p: p.name)
+@pytest.mark.parametrize("case", SUITE.cases(), ids=case_id)
 def test_upstream_inputs_parse_with_the_anthropic_sdk(case: Path) -> None:
     """The hand-written upstream answers are ones Anthropic could send."""
     types = pytest.importorskip("anthropic.types")
     if (case / "upstream_response.json").is_file():
-        types.Message.model_validate(json.loads((case / "upstream_response.json").read_text()))
+        types.Message.model_validate(read_json(case / "upstream_response.json"))
     if (case / "upstream_stream.jsonl").is_file():
         for line in (case / "upstream_stream.jsonl").read_text().splitlines():
             item = json.loads(line)
@@ -276,17 +216,16 @@ def test_upstream_inputs_parse_with_the_anthropic_sdk(case: Path) -> None:
                 assert event.type == item["event"]
 
 
-@pytest.mark.parametrize("case", _cases(), ids=lambda p: p.name)
+@pytest.mark.parametrize("case", SUITE.cases(), ids=case_id)
 def test_client_output_parses_with_the_openai_sdk(case: Path) -> None:
-    types = pytest.importorskip("openai.types.chat")
+    """Besides parsing, the openai SDK's own stream accumulator takes the chunks and, for
+    a stream that ends cleanly, builds the final completion."""
     streaming = pytest.importorskip("openai.lib.streaming.chat")
-    if (case / "client_response.json").is_file():
-        completion = json.loads((case / "client_response.json").read_text())
-        types.ChatCompletion.model_validate(completion)
+    chunks = validate_openai_client_output(case)
     if (case / "client_stream.jsonl").is_file():
         state = streaming.ChatCompletionStreamState()
-        for line in (case / "client_stream.jsonl").read_text().splitlines():
-            state.handle_chunk(types.ChatCompletionChunk.model_validate(json.loads(line)))
+        for chunk in chunks:
+            state.handle_chunk(chunk)
         if not (case / "expected_error.json").is_file():
             state.get_final_completion()
 
@@ -306,28 +245,19 @@ def _decoded(pieces: Iterable[bytes]) -> Iterator[StreamMessage]:
 
 
 def _run(case: Path, messages: Iterable[StreamMessage]) -> tuple[list[bytes], str | None]:
-    request = json.loads((case / "client_request.json").read_text())
-    include_usage = to_canonical(request).include_usage
-    _, chunks, error = drive_stream(messages, include_usage, request["model"])
-    return chunks, None if error is None else repr(error)
+    request = openai_stream_request(case)
+    return client_view(drive_stream(messages, request.include_usage, request.model))
 
 
-@pytest.mark.parametrize("case", _stream_cases(), ids=lambda p: p.name)
+@pytest.mark.parametrize("case", SUITE.stream_cases(), ids=case_id)
 def test_stream_replay_split_at_every_byte(case: Path) -> None:
-    data = _sse(case)
     expected = _run(case, stream_messages(case))
-    assert _run(case, _decoded([data])) == expected
-    assert _run(case, _decoded([data[i : i + 1] for i in range(len(data))])) == expected
-    for cut in range(len(data) + 1):
-        assert _run(case, _decoded([data[:cut], data[cut:]])) == expected, f"split at {cut}"
+    assert_every_split_replays(_sse(case), lambda p: _run(case, _decoded(p)), expected)
 
 
-@pytest.mark.parametrize("case", _stream_cases(), ids=lambda p: p.name)
-@settings(max_examples=50, deadline=None)
-@given(cuts=st.lists(st.floats(min_value=0, max_value=1), max_size=12))
+@pytest.mark.parametrize("case", SUITE.stream_cases(), ids=case_id)
+@RANDOM_REPLAYS
+@given(cuts=RANDOM_CUTS)
 def test_stream_replay_split_at_random_points(case: Path, cuts: list[float]) -> None:
-    data = _sse(case)
-    points = sorted({int(c * len(data)) for c in cuts})
-    bounds = [0, *points, len(data)]
-    pieces = [data[a:b] for a, b in itertools.pairwise(bounds)]
+    pieces = pieces_at(_sse(case), cuts)
     assert _run(case, _decoded(pieces)) == _run(case, stream_messages(case))

@@ -12,162 +12,96 @@ at random points: the client chunks must not change.
 from __future__ import annotations
 
 import base64
-import itertools
 import json
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given
 
-from skyroute.core.chat import StreamEvent
-from skyroute.core.errors import GatewayError
 from skyroute.transport.eventstream import EventStreamDecoder, encode_event, encode_exception
 from skyroute.wire.bedrock import ConverseStreamTranslator, from_converse, to_converse
-from skyroute.wire.openai_chat import OpenAIChunkWriter, response_to_openai, to_canonical
+from skyroute.wire.openai_chat import OpenAIChunkWriter
+from tests.golden.harness import (
+    CLIENT_REQUEST,
+    OPENAI_CLIENT_PRODUCED,
+    RANDOM_CUTS,
+    RANDOM_REPLAYS,
+    GoldenSuite,
+    Relay,
+    StreamRun,
+    assert_every_split_replays,
+    case_id,
+    client_view,
+    openai_request_outputs,
+    openai_response_outputs,
+    openai_stream_outputs,
+    openai_stream_request,
+    pieces_at,
+    read_json,
+    validate_openai_client_output,
+)
 
-CASES_ROOT = Path(__file__).parent / "openai__bedrock"
-REGENERATE = os.environ.get("SKYROUTE_REGENERATE_GOLDEN") == "1"
+SUITE = GoldenSuite(
+    folder=Path(__file__).parent / "openai__bedrock",
+    produced=OPENAI_CLIENT_PRODUCED,
+    stream_input="upstream_stream.json",
+)
 RESPONSE_ID = "chatcmpl-golden"
 CREATED = 1764000000
-
-INPUTS = frozenset({"client_request.json", "upstream_response.json", "upstream_stream.json"})
-PRODUCED = frozenset(
-    {
-        "canonical.json",
-        "upstream_request.json",
-        "canonical_response.json",
-        "client_response.json",
-        "canonical_stream.jsonl",
-        "client_stream.jsonl",
-        "expected_error.json",
-    }
-)
 
 StreamMessage = tuple[str, str, bytes]
 """(``event`` or ``exception``, the event or exception type, the JSON payload)."""
 
 
-def _cases() -> list[Path]:
-    return sorted(p for p in CASES_ROOT.iterdir() if (p / "client_request.json").is_file())
-
-
-def _stream_cases() -> list[Path]:
-    return [p for p in _cases() if (p / "upstream_stream.json").is_file()]
-
-
 # --- running a case -------------------------------------------------------------------
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
-
-
-def _jsonl(values: Iterable[Any]) -> str:
-    return "".join(json.dumps(v, ensure_ascii=False) + "\n" for v in values)
-
-
-def _error(exc: GatewayError) -> dict[str, Any]:
-    return {
-        "class": type(exc).__name__,
-        "status": exc.status,
-        "type": exc.error_type,
-        "code": exc.code,
-        "param": exc.param,
-        "message": exc.message,
-        "retry_same": exc.retry_same,
-        "try_another": exc.try_another,
-        "retry_after": exc.retry_after,
-    }
-
-
 def _stream_messages(case: Path) -> list[StreamMessage]:
-    items = json.loads((case / "upstream_stream.json").read_text())
+    items = read_json(case / "upstream_stream.json")
     return [
         (item["type"], item["name"], json.dumps(item["payload"], separators=(",", ":")).encode())
         for item in items
     ]
 
 
-def drive_stream(
-    messages: Iterable[StreamMessage], include_usage: bool, model: str
-) -> tuple[list[StreamEvent], list[bytes], GatewayError | None]:
+def drive_stream(messages: Iterable[StreamMessage], include_usage: bool, model: str) -> StreamRun:
     """Upstream stream messages → canonical events → client chunks, as the gateway runs them."""
     translator = ConverseStreamTranslator()
-    writer = OpenAIChunkWriter(RESPONSE_ID, model, CREATED, include_usage)
-    events: list[StreamEvent] = []
-    chunks: list[bytes] = []
+    relay = Relay(OpenAIChunkWriter(RESPONSE_ID, model, CREATED, include_usage).write)
     for kind, name, payload in messages:
         if kind == "exception":
-            return events, chunks, translator.exception(name, payload)
-        for event in translator.feed(name, payload):
-            events.append(event)
-            chunks.extend(writer.write(event))
-    return events, chunks, None
+            return relay.result(translator.exception(name, payload))
+        relay.send(translator.feed(name, payload))
+    return relay.result()
 
 
 def run_case(case: Path) -> dict[str, str]:
     """Everything the translation produces for one case: file name → text."""
-    request = json.loads((case / "client_request.json").read_text())
-    out: dict[str, str] = {}
-    try:
-        canonical = to_canonical(request)
-        out["canonical.json"] = _json(msgspec.to_builtins(canonical))
-        upstream = to_converse(canonical, model_id=request["model"])
-    except GatewayError as exc:
-        out["expected_error.json"] = _json(_error(exc))
+    request = read_json(case / CLIENT_REQUEST)
+    model = request["model"]
+    out, canonical = openai_request_outputs(request, lambda c: to_converse(c, model_id=model))
+    if canonical is None:
         return out
-    out["upstream_request.json"] = _json(json.loads(upstream))
     if (case / "upstream_response.json").is_file():
         raw = (case / "upstream_response.json").read_bytes()
-        response = from_converse(
-            raw, model=request["model"], response_id=RESPONSE_ID, created=CREATED
-        )
-        out["canonical_response.json"] = _json(msgspec.to_builtins(response))
-        out["client_response.json"] = _json(json.loads(response_to_openai(response)))
+        response = from_converse(raw, model=model, response_id=RESPONSE_ID, created=CREATED)
+        out |= openai_response_outputs(response)
     elif (case / "upstream_stream.json").is_file():
-        events, chunks, error = drive_stream(
-            _stream_messages(case), canonical.include_usage, request["model"]
-        )
-        out["canonical_stream.jsonl"] = _jsonl(msgspec.to_builtins(e) for e in events)
-        out["client_stream.jsonl"] = _jsonl(json.loads(c) for c in chunks)
-        if error is not None:
-            out["expected_error.json"] = _json(_error(error))
+        run = drive_stream(_stream_messages(case), canonical.include_usage, model)
+        out |= openai_stream_outputs(run)
     return out
 
 
-def _parsed(name: str, text: str) -> Any:
-    if name.endswith(".jsonl"):
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    return json.loads(text)
-
-
-@pytest.mark.parametrize("case", _cases(), ids=lambda p: p.name)
+@pytest.mark.parametrize("case", SUITE.cases(), ids=case_id)
 def test_golden_case(case: Path) -> None:
-    produced = run_case(case)
-    stale = {p.name for p in case.iterdir()} & (PRODUCED - produced.keys())
-    if REGENERATE:
-        for name, text in produced.items():
-            (case / name).write_text(text)
-        for name in stale:
-            (case / name).unlink()
-        return
-    assert not stale, f"expected files the translation no longer produces: {sorted(stale)}"
-    for name, text in produced.items():
-        path = case / name
-        assert path.is_file(), (
-            f"{case.name}/{name} is missing; run with SKYROUTE_REGENERATE_GOLDEN=1"
-        )
-        assert _parsed(name, text) == _parsed(name, path.read_text()), f"{case.name}/{name}"
+    SUITE.check(case, run_case(case))
 
 
 def test_golden_cases_cover_the_agreed_minimum() -> None:
-    assert len(_cases()) >= 12
-    assert {p.name for p in _cases()} >= {
+    assert len(SUITE.cases()) >= 12
+    assert {p.name for p in SUITE.cases()} >= {
         "plain_text",
         "image_https_url_refused",
         "stream_text_with_usage",
@@ -189,7 +123,7 @@ def _blobs_to_bytes(shape: Any, value: Any) -> Any:
     return value
 
 
-@pytest.mark.parametrize("case", _cases(), ids=lambda p: p.name)
+@pytest.mark.parametrize("case", SUITE.cases(), ids=case_id)
 def test_upstream_request_is_what_boto3_would_send(case: Path) -> None:
     """botocore validates the body against the Converse model and re-serialises it to the
     same JSON, so the body is one boto3 itself could have sent."""
@@ -201,7 +135,7 @@ def test_upstream_request_is_what_boto3_would_send(case: Path) -> None:
         pytest.skip("the request is refused before it reaches Bedrock")
     operation = botocore_session.get_session().get_service_model("bedrock-runtime")
     operation = operation.operation_model("Converse")
-    body = json.loads((case / "upstream_request.json").read_text())
+    body = read_json(case / "upstream_request.json")
     params = {"modelId": "m", **_blobs_to_bytes(operation.input_shape, body)}
     report = ParamValidator().validate(params, operation.input_shape)
     assert not report.has_errors(), report.generate_report()
@@ -209,15 +143,9 @@ def test_upstream_request_is_what_boto3_would_send(case: Path) -> None:
     assert json.loads(sent["body"]) == body
 
 
-@pytest.mark.parametrize("case", _cases(), ids=lambda p: p.name)
+@pytest.mark.parametrize("case", SUITE.cases(), ids=case_id)
 def test_client_output_parses_with_the_openai_sdk(case: Path) -> None:
-    types = pytest.importorskip("openai.types.chat")
-    if (case / "client_response.json").is_file():
-        completion = json.loads((case / "client_response.json").read_text())
-        types.ChatCompletion.model_validate(completion)
-    if (case / "client_stream.jsonl").is_file():
-        for line in (case / "client_stream.jsonl").read_text().splitlines():
-            types.ChatCompletionChunk.model_validate(json.loads(line))
+    validate_openai_client_output(case)
 
 
 # --- stream replay through real event-stream frames -----------------------------------
@@ -241,36 +169,20 @@ def _decoded(pieces: Iterable[bytes]) -> Iterator[StreamMessage]:
     decoder.finish()
 
 
-def _replay(case: Path, pieces: Iterable[bytes]) -> tuple[list[bytes], str | None]:
-    request = json.loads((case / "client_request.json").read_text())
-    include_usage = to_canonical(request).include_usage
-    _, chunks, error = drive_stream(_decoded(pieces), include_usage, request["model"])
-    return chunks, None if error is None else repr(error)
+def _replay(case: Path, messages: Iterable[StreamMessage]) -> tuple[list[bytes], str | None]:
+    request = openai_stream_request(case)
+    return client_view(drive_stream(messages, request.include_usage, request.model))
 
 
-def _expected(case: Path) -> tuple[list[bytes], str | None]:
-    request = json.loads((case / "client_request.json").read_text())
-    include_usage = to_canonical(request).include_usage
-    _, chunks, error = drive_stream(_stream_messages(case), include_usage, request["model"])
-    return chunks, None if error is None else repr(error)
-
-
-@pytest.mark.parametrize("case", _stream_cases(), ids=lambda p: p.name)
+@pytest.mark.parametrize("case", SUITE.stream_cases(), ids=case_id)
 def test_stream_replay_split_at_every_byte(case: Path) -> None:
-    data = _frames(case)
-    expected = _expected(case)
-    assert _replay(case, [data]) == expected
-    assert _replay(case, [data[i : i + 1] for i in range(len(data))]) == expected
-    for cut in range(len(data) + 1):
-        assert _replay(case, [data[:cut], data[cut:]]) == expected, f"split at byte {cut}"
+    expected = _replay(case, _stream_messages(case))
+    assert_every_split_replays(_frames(case), lambda p: _replay(case, _decoded(p)), expected)
 
 
-@pytest.mark.parametrize("case", _stream_cases(), ids=lambda p: p.name)
-@settings(max_examples=50, deadline=None)
-@given(cuts=st.lists(st.floats(min_value=0, max_value=1), max_size=12))
+@pytest.mark.parametrize("case", SUITE.stream_cases(), ids=case_id)
+@RANDOM_REPLAYS
+@given(cuts=RANDOM_CUTS)
 def test_stream_replay_split_at_random_points(case: Path, cuts: list[float]) -> None:
-    data = _frames(case)
-    points = sorted({int(c * len(data)) for c in cuts})
-    bounds = [0, *points, len(data)]
-    pieces = [data[a:b] for a, b in itertools.pairwise(bounds)]
-    assert _replay(case, pieces) == _expected(case)
+    pieces = pieces_at(_frames(case), cuts)
+    assert _replay(case, _decoded(pieces)) == _replay(case, _stream_messages(case))

@@ -15,47 +15,45 @@ byte and at random points: the client chunks must not change.
 from __future__ import annotations
 
 import base64
-import itertools
 import json
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from skyroute.core.chat import StreamEvent
 from skyroute.core.errors import GatewayError
 from skyroute.transport.sse import SSEDecoder
 from skyroute.wire.gemini import GeminiStreamTranslator, from_gemini, map_google_error, to_gemini
-from skyroute.wire.openai_chat import OpenAIChunkWriter, response_to_openai, to_canonical
-
-CASES_ROOT = Path(__file__).parent / "openai__gemini"
-REGENERATE = os.environ.get("SKYROUTE_REGENERATE_GOLDEN") == "1"
-CREATED = 1764000000
-
-PRODUCED = frozenset(
-    {
-        "canonical.json",
-        "upstream_request.json",
-        "canonical_response.json",
-        "client_response.json",
-        "canonical_stream.jsonl",
-        "client_stream.jsonl",
-        "expected_error.json",
-    }
+from skyroute.wire.openai_chat import OpenAIChunkWriter
+from tests.golden.harness import (
+    CLIENT_REQUEST,
+    OPENAI_CLIENT_PRODUCED,
+    RANDOM_CUTS,
+    RANDOM_REPLAYS,
+    GoldenSuite,
+    Relay,
+    StreamRun,
+    assert_every_split_replays,
+    case_id,
+    client_view,
+    openai_error_output,
+    openai_request_outputs,
+    openai_response_outputs,
+    openai_stream_outputs,
+    openai_stream_request,
+    pieces_at,
+    read_json,
+    validate_openai_client_output,
 )
 
-
-def _cases() -> list[Path]:
-    return sorted(p for p in CASES_ROOT.iterdir() if (p / "client_request.json").is_file())
-
-
-def _stream_cases() -> list[Path]:
-    return [p for p in _cases() if (p / "upstream_stream.jsonl").is_file()]
+CASES_ROOT = Path(__file__).parent / "openai__gemini"
+SUITE = GoldenSuite(
+    folder=CASES_ROOT, produced=OPENAI_CLIENT_PRODUCED, stream_input="upstream_stream.jsonl"
+)
+CREATED = 1764000000
 
 
 def response_id(case: Path) -> str:
@@ -65,125 +63,62 @@ def response_id(case: Path) -> str:
 # --- running a case -------------------------------------------------------------------
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
-
-
-def _jsonl(values: Iterable[Any]) -> str:
-    return "".join(json.dumps(v, ensure_ascii=False) + "\n" for v in values)
-
-
-def _error(exc: GatewayError) -> dict[str, Any]:
-    return {
-        "class": type(exc).__name__,
-        "status": exc.status,
-        "type": exc.error_type,
-        "code": exc.code,
-        "param": exc.param,
-        "message": exc.message,
-        "retry_same": exc.retry_same,
-        "try_another": exc.try_another,
-        "retry_after": exc.retry_after,
-    }
-
-
 def stream_payloads(case: Path) -> list[bytes]:
     """The SSE ``data:`` payloads of a stream case, one per line of the file."""
     text = (case / "upstream_stream.jsonl").read_text()
     return [line.encode() for line in text.splitlines() if line.strip()]
 
 
-def drive_stream(
-    payloads: Iterable[bytes], include_usage: bool, model: str, rid: str
-) -> tuple[list[StreamEvent], list[bytes], GatewayError | None]:
+def drive_stream(payloads: Iterable[bytes], include_usage: bool, model: str, rid: str) -> StreamRun:
     """Upstream payloads → canonical events → client chunks, as the gateway runs them."""
     translator = GeminiStreamTranslator(rid)
-    writer = OpenAIChunkWriter(rid, model, CREATED, include_usage)
-    events: list[StreamEvent] = []
-    chunks: list[bytes] = []
+    relay = Relay(OpenAIChunkWriter(rid, model, CREATED, include_usage).write)
     try:
         for payload in payloads:
-            for event in translator.feed(payload):
-                events.append(event)
-                chunks.extend(writer.write(event))
-        for event in translator.close():
-            events.append(event)
-            chunks.extend(writer.write(event))
+            relay.send(translator.feed(payload))
+        relay.send(translator.close())
     except GatewayError as exc:
-        return events, chunks, exc
-    return events, chunks, None
+        return relay.result(exc)
+    return relay.result()
 
 
-def _upstream_answer(case: Path, model: str, out: dict[str, str]) -> None:
+def _upstream_answer(case: Path, model: str) -> dict[str, str]:
     raw = (case / "upstream_response.json").read_bytes()
     body = json.loads(raw)
     if isinstance(body, list) or "error" in body:
         envelope = body[0] if isinstance(body, list) else body
-        error = map_google_error(envelope["error"]["code"], raw)
-        out["expected_error.json"] = _json(_error(error))
-        return
+        return openai_error_output(map_google_error(envelope["error"]["code"], raw))
     try:
         response = from_gemini(raw, model=model, response_id=response_id(case), created=CREATED)
     except GatewayError as exc:
-        out["expected_error.json"] = _json(_error(exc))
-        return
-    out["canonical_response.json"] = _json(msgspec.to_builtins(response))
-    out["client_response.json"] = _json(json.loads(response_to_openai(response)))
+        return openai_error_output(exc)
+    return openai_response_outputs(response)
 
 
 def run_case(case: Path) -> dict[str, str]:
     """Everything the translation produces for one case: file name → text."""
-    request = json.loads((case / "client_request.json").read_text())
-    out: dict[str, str] = {}
-    try:
-        canonical = to_canonical(request)
-        out["canonical.json"] = _json(msgspec.to_builtins(canonical))
-        upstream = to_gemini(canonical)
-    except GatewayError as exc:
-        out["expected_error.json"] = _json(_error(exc))
+    request = read_json(case / CLIENT_REQUEST)
+    out, canonical = openai_request_outputs(request, to_gemini)
+    if canonical is None:
         return out
-    out["upstream_request.json"] = _json(json.loads(upstream))
     if (case / "upstream_response.json").is_file():
-        _upstream_answer(case, request["model"], out)
+        out |= _upstream_answer(case, request["model"])
     elif (case / "upstream_stream.jsonl").is_file():
-        events, chunks, error = drive_stream(
+        run = drive_stream(
             stream_payloads(case), canonical.include_usage, request["model"], response_id(case)
         )
-        out["canonical_stream.jsonl"] = _jsonl(msgspec.to_builtins(e) for e in events)
-        out["client_stream.jsonl"] = _jsonl(json.loads(c) for c in chunks)
-        if error is not None:
-            out["expected_error.json"] = _json(_error(error))
+        out |= openai_stream_outputs(run)
     return out
 
 
-def _parsed(name: str, text: str) -> Any:
-    if name.endswith(".jsonl"):
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    return json.loads(text)
-
-
-@pytest.mark.parametrize("case", _cases(), ids=lambda p: p.name)
+@pytest.mark.parametrize("case", SUITE.cases(), ids=case_id)
 def test_golden_case(case: Path) -> None:
-    produced = run_case(case)
-    stale = {p.name for p in case.iterdir()} & (PRODUCED - produced.keys())
-    if REGENERATE:
-        for name, text in produced.items():
-            (case / name).write_text(text)
-        for name in stale:
-            (case / name).unlink()
-        return
-    assert not stale, f"expected files the translation no longer produces: {sorted(stale)}"
-    for name, text in produced.items():
-        path = case / name
-        assert path.is_file(), (
-            f"{case.name}/{name} is missing; run with SKYROUTE_REGENERATE_GOLDEN=1"
-        )
-        assert _parsed(name, text) == _parsed(name, path.read_text()), f"{case.name}/{name}"
+    SUITE.check(case, run_case(case))
 
 
 def test_golden_cases_cover_the_agreed_minimum() -> None:
-    assert len(_cases()) >= 12
-    assert {p.name for p in _cases()} >= {
+    assert len(SUITE.cases()) >= 12
+    assert {p.name for p in SUITE.cases()} >= {
         "plain_text",
         "system_and_developer",
         "multi_turn_merge",
@@ -266,14 +201,14 @@ def _bytes_decoded(value: Any, key: str = "") -> Any:
     return value
 
 
-@pytest.mark.parametrize("case", _cases(), ids=lambda p: p.name)
+@pytest.mark.parametrize("case", SUITE.cases(), ids=case_id)
 def test_upstream_request_is_what_google_genai_would_write(case: Path) -> None:
     """google-genai's models forbid unknown fields; each piece of the body must validate
     and serialise back to the same JSON (camelCase aliases, as the SDK names them)."""
     types = pytest.importorskip("google.genai.types")
     if not (case / "upstream_request.json").is_file():
         pytest.skip("the request is refused before it reaches Gemini")
-    body = json.loads((case / "upstream_request.json").read_text())
+    body = read_json(case / "upstream_request.json")
     models = {
         "contents": types.Content,
         "systemInstruction": types.Content,
@@ -289,13 +224,13 @@ def test_upstream_request_is_what_google_genai_would_write(case: Path) -> None:
             assert _bytes_decoded(again) == _bytes_decoded(item), key
 
 
-@pytest.mark.parametrize("case", _cases(), ids=lambda p: p.name)
+@pytest.mark.parametrize("case", SUITE.cases(), ids=case_id)
 def test_upstream_fixtures_parse_with_google_genai(case: Path) -> None:
     """The hand-written Gemini answers are ones the official SDK accepts."""
     types = pytest.importorskip("google.genai.types")
     bodies: list[Any] = []
     if (case / "upstream_response.json").is_file():
-        bodies.append(json.loads((case / "upstream_response.json").read_text()))
+        bodies.append(read_json(case / "upstream_response.json"))
     if (case / "upstream_stream.jsonl").is_file():
         bodies.extend(json.loads(p) for p in stream_payloads(case))
     for body in bodies:
@@ -306,15 +241,9 @@ def test_upstream_fixtures_parse_with_google_genai(case: Path) -> None:
         types.GenerateContentResponse.model_validate(body)
 
 
-@pytest.mark.parametrize("case", _cases(), ids=lambda p: p.name)
+@pytest.mark.parametrize("case", SUITE.cases(), ids=case_id)
 def test_client_output_parses_with_the_openai_sdk(case: Path) -> None:
-    types = pytest.importorskip("openai.types.chat")
-    if (case / "client_response.json").is_file():
-        completion = json.loads((case / "client_response.json").read_text())
-        types.ChatCompletion.model_validate(completion)
-    if (case / "client_stream.jsonl").is_file():
-        for line in (case / "client_stream.jsonl").read_text().splitlines():
-            types.ChatCompletionChunk.model_validate(json.loads(line))
+    validate_openai_client_output(case)
 
 
 # --- stream replay through real SSE bytes ---------------------------------------------
@@ -333,29 +262,21 @@ def _decoded(pieces: Iterable[bytes]) -> Iterator[bytes]:
 
 
 def _run(case: Path, payloads: Iterable[bytes]) -> tuple[list[bytes], str | None]:
-    request = json.loads((case / "client_request.json").read_text())
-    include_usage = to_canonical(request).include_usage
-    _, chunks, error = drive_stream(payloads, include_usage, request["model"], response_id(case))
-    return chunks, None if error is None else repr(error)
+    request = openai_stream_request(case)
+    run = drive_stream(payloads, request.include_usage, request.model, response_id(case))
+    return client_view(run)
 
 
 @pytest.mark.parametrize("newline", [b"\n", b"\r\n"], ids=["lf", "crlf"])
-@pytest.mark.parametrize("case", _stream_cases(), ids=lambda p: p.name)
+@pytest.mark.parametrize("case", SUITE.stream_cases(), ids=case_id)
 def test_stream_replay_split_at_every_byte(case: Path, newline: bytes) -> None:
-    data = _sse(case, newline)
     expected = _run(case, stream_payloads(case))
-    assert _run(case, _decoded([data])) == expected
-    assert _run(case, _decoded(data[i : i + 1] for i in range(len(data)))) == expected
-    for cut in range(len(data) + 1):
-        assert _run(case, _decoded([data[:cut], data[cut:]])) == expected, f"split at byte {cut}"
+    assert_every_split_replays(_sse(case, newline), lambda p: _run(case, _decoded(p)), expected)
 
 
-@pytest.mark.parametrize("case", _stream_cases(), ids=lambda p: p.name)
-@settings(max_examples=50, deadline=None)
-@given(cuts=st.lists(st.floats(min_value=0, max_value=1), max_size=12), crlf=st.booleans())
+@pytest.mark.parametrize("case", SUITE.stream_cases(), ids=case_id)
+@RANDOM_REPLAYS
+@given(cuts=RANDOM_CUTS, crlf=st.booleans())
 def test_stream_replay_split_at_random_points(case: Path, cuts: list[float], crlf: bool) -> None:
-    data = _sse(case, b"\r\n" if crlf else b"\n")
-    points = sorted({int(c * len(data)) for c in cuts})
-    bounds = [0, *points, len(data)]
-    pieces = [data[a:b] for a, b in itertools.pairwise(bounds)]
+    pieces = pieces_at(_sse(case, b"\r\n" if crlf else b"\n"), cuts)
     assert _run(case, _decoded(pieces)) == _run(case, stream_payloads(case))
