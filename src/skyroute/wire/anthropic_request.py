@@ -31,6 +31,7 @@ from skyroute.core.chat import (
     Tool,
 )
 from skyroute.core.errors import InvalidRequest
+from skyroute.wire.claude import thinking_budget, tool_input
 
 __all__ = ["Dialect", "MessagesBody", "to_anthropic"]
 
@@ -212,9 +213,6 @@ _encode = msgspec.json.Encoder()
 _VERSIONS: dict[str, str] = {"bedrock": "bedrock-2023-05-31", "vertex": "vertex-2023-10-16"}
 _DEFAULT_MAX_TOKENS = 4096
 """``max_tokens`` is required by Anthropic; an OpenAI client may leave it out."""
-# The same budgets as for Claude on Bedrock (wire/bedrock_request.py); 1024 is the minimum.
-_CLAUDE_BUDGET = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384}
-_MIN_BUDGET = 1024
 _MEDIA_TYPES = {
     "image/jpeg": "image/jpeg",
     "image/jpg": "image/jpeg",
@@ -365,22 +363,9 @@ def _assistant_blocks(message: Message, i: int) -> list[Block]:
             blocks.append(ThinkingBlock(thinking=reasoning.text, signature=reasoning.signature))
     blocks.extend(_user_blocks(message, i))
     for k, call in enumerate(message.tool_calls):
-        arguments = _tool_input(call.arguments, f"messages[{i}].tool_calls[{k}].function.arguments")
+        arguments = tool_input(call.arguments, f"messages[{i}].tool_calls[{k}].function.arguments")
         blocks.append(ToolUseBlock(id=call.id, name=call.name, input=arguments))
     return blocks
-
-
-def _tool_input(arguments: str, param: str) -> msgspec.Raw:
-    """Tool arguments as the JSON object ``tool_use.input`` wants, kept verbatim."""
-    if not arguments.strip():
-        return msgspec.Raw(b"{}")
-    try:
-        raw = msgspec.json.decode(arguments, type=msgspec.Raw)
-    except msgspec.DecodeError:
-        raise InvalidRequest(f"'{param}' is not valid JSON.", param=param) from None
-    if not bytes(raw).startswith(b"{"):
-        raise InvalidRequest(f"'{param}' must be a JSON object.", param=param)
-    return raw
 
 
 def _tool_result(message: Message, i: int) -> ToolResultBlock:
@@ -484,17 +469,7 @@ def _thinking(request: ChatRequest) -> tuple[ThinkingParam | None, int]:
 
 
 def _budget(config: ReasoningConfig, max_tokens: int | None) -> int:
-    # budget_tokens must be >= 1024 and < max_tokens (protocols.md §6); max_tokens counts
-    # the thinking too, as OpenAI's max_completion_tokens does.
-    budget = config.budget_tokens or _CLAUDE_BUDGET[config.effort or "medium"]
-    if max_tokens is not None and budget >= max_tokens and config.budget_tokens is None:
-        budget = max(_MIN_BUDGET, max_tokens // 2)
-    if max_tokens is not None and budget >= max_tokens:
-        raise InvalidRequest(
-            f"With reasoning on, Claude needs more than {budget} max tokens.",
-            param="max_tokens",
-        )
-    return budget
+    return thinking_budget(config, max_tokens, param="max_tokens")
 
 
 def _output_config(request: ChatRequest) -> OutputConfig | None:

@@ -21,6 +21,7 @@ import msgspec
 
 from skyroute.core.chat import ChatRequest, ImagePart, Message, ReasoningConfig, TextPart, Tool
 from skyroute.core.errors import InvalidRequest
+from skyroute.wire.claude import thinking_budget, tool_input
 
 __all__ = ["model_family", "to_converse"]
 
@@ -273,24 +274,11 @@ def _assistant_blocks(message: Message, i: int) -> list[_Block]:
         blocks.append(_ReasoningBlock(reasoning_content=content))
     blocks.extend(_content_blocks(message, i))
     for k, call in enumerate(message.tool_calls):
-        arguments = _tool_input(call.arguments, f"messages[{i}].tool_calls[{k}].function.arguments")
+        arguments = tool_input(call.arguments, f"messages[{i}].tool_calls[{k}].function.arguments")
         blocks.append(
             _ToolUseBlock(tool_use=_ToolUse(tool_use_id=call.id, name=call.name, input=arguments))
         )
     return blocks
-
-
-def _tool_input(arguments: str, param: str) -> msgspec.Raw:
-    """Tool arguments as the JSON object Bedrock's ``toolUse.input`` wants, kept verbatim."""
-    if not arguments.strip():
-        return msgspec.Raw(b"{}")
-    try:
-        raw = msgspec.json.decode(arguments, type=msgspec.Raw)
-    except msgspec.DecodeError:
-        raise InvalidRequest(f"'{param}' is not valid JSON.", param=param) from None
-    if not bytes(raw).startswith(b"{"):
-        raise InvalidRequest(f"'{param}' must be a JSON object.", param=param)
-    return raw
 
 
 def _tool_result(message: Message, i: int) -> _ToolResultBlock:
@@ -466,9 +454,6 @@ def _output_config(request: ChatRequest) -> _OutputConfig | None:
 
 Family = Literal["anthropic", "openai", "other"]
 _PROVIDERS: dict[str, Family] = {"anthropic": "anthropic", "openai": "openai"}
-# Claude's thinking budget per OpenAI effort; 1024 is Claude's minimum (protocols.md §6).
-_CLAUDE_BUDGET = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384}
-_MIN_BUDGET = 1024
 _ANSWER_TOKENS = 4096
 """Room for the answer after the thinking budget, when the client set no max tokens."""
 
@@ -506,16 +491,7 @@ def _reasoning_fields(request: ChatRequest, family: Family) -> _Reasoning | None
 
 
 def _claude_thinking(config: ReasoningConfig, max_tokens: int | None) -> _Reasoning:
-    # budget_tokens must be >= 1024 and < max_tokens (protocols.md §6); max_tokens counts
-    # the thinking too, as OpenAI's max_completion_tokens does.
-    budget = config.budget_tokens or _CLAUDE_BUDGET[config.effort or "medium"]
-    if max_tokens is not None and budget >= max_tokens and config.budget_tokens is None:
-        budget = max(_MIN_BUDGET, max_tokens // 2)
-    if max_tokens is not None and budget >= max_tokens:
-        raise InvalidRequest(
-            f"With reasoning on, this model needs more than {budget} max completion tokens.",
-            param="max_completion_tokens",
-        )
+    budget = thinking_budget(config, max_tokens, param="max_completion_tokens")
     fields = {"thinking": {"type": "enabled", "budget_tokens": budget}}
     return _Reasoning(fields=fields, max_tokens=budget + _ANSWER_TOKENS)
 
