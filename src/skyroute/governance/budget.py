@@ -1,0 +1,174 @@
+"""Budgets in US dollars per period, reserved before the upstream call and settled after.
+
+Decided, and why:
+
+- Money is integer micro-dollars (1 USD = 1_000_000). Floats drift; integers add exactly.
+- **Reserve, then settle.** Before dispatch the request reserves its worst-case cost (prompt
+  estimate + ``max_tokens`` at the deployment's price). Admission requires
+  ``committed + outstanding + amount <= limit`` for *every* subject (the key and its team),
+  checked for all before any is changed, so a burst of N concurrent requests can never be
+  admitted past the limit. ``settle`` replaces the reservation with the real cost;
+  ``release`` drops it when no usage was produced. After settling, overshoot is bounded by
+  the sum of ``actual - estimate`` over requests already admitted (zero when the estimate is
+  an upper bound, which it is unless the prompt estimate was low).
+- A request with a zero estimate (unknown price) still needs one micro-dollar of headroom,
+  so an exhausted budget stops everything.
+- **Periods** (day / ISO week from Monday / month / total) roll over on calendar boundaries in
+  UTC. The clock is passed in as epoch seconds; in production it must be database (or Redis)
+  time, never the replica's wall clock (reliability F17). A reservation's cost belongs to the
+  period it was made in; if that period has ended by settle time the cost only reaches the
+  ledger, not the new period. Outstanding reservations are carried across a rollover, which
+  errs on the side of refusing.
+- This backend is in memory for one process. ``restore`` seeds a period's committed spend
+  from the store at start-up; the Redis backend for many replicas keeps the same contract.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+
+
+class Period(enum.StrEnum):
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+    TOTAL = "total"
+
+
+class BudgetSpec(msgspec.Struct, frozen=True, kw_only=True):
+    limit_micros: int
+    period: Period = Period.MONTH
+
+    def __post_init__(self) -> None:
+        if self.limit_micros < 0:
+            raise ValueError("limit_micros must not be negative")
+
+
+def period_bounds(period: Period, now: float) -> tuple[int, int | None]:
+    """The ``[start, end)`` of the period containing ``now`` in epoch seconds (UTC);
+    ``end`` is ``None`` for ``TOTAL``."""
+    if period is Period.TOTAL:
+        return 0, None
+    day = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if period is Period.DAY:
+        start, end = day, day + timedelta(days=1)
+    elif period is Period.WEEK:
+        start = day - timedelta(days=day.weekday())
+        end = start + timedelta(days=7)
+    else:
+        start = day.replace(day=1)
+        end = (start + timedelta(days=32)).replace(day=1)
+    return int(start.timestamp()), int(end.timestamp())
+
+
+class BudgetSubject(msgspec.Struct, frozen=True):
+    """One budget holder (``"key:<id>"`` or ``"team:<id>"``) and its current spec."""
+
+    id: str
+    spec: BudgetSpec
+
+
+class Reservation(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    amount_micros: int
+    # (subject id, start of the period the reservation counts against), one per subject
+    holds: tuple[tuple[str, int], ...]
+
+
+class BudgetExceeded(msgspec.Struct, frozen=True, kw_only=True):
+    subject: str
+    limit_micros: int
+    committed_micros: int
+    outstanding_micros: int
+    resets_at: int | None  # epoch seconds; None for a total budget
+
+    def retry_after(self, now: float) -> float | None:
+        return None if self.resets_at is None else max(0.0, self.resets_at - now)
+
+
+@dataclass
+class _Account:
+    period_start: int
+    committed: int = 0
+    outstanding: int = 0
+
+
+class BudgetLedger:
+    """In-memory budget accounts; single-threaded, so each call is atomic."""
+
+    def __init__(self) -> None:
+        self._accounts: dict[str, _Account] = {}
+        self._open: dict[int, Reservation] = {}
+        self._ids = itertools.count(1)
+
+    def reserve(
+        self, subjects: Sequence[BudgetSubject], amount_micros: int, now: float
+    ) -> Reservation | BudgetExceeded:
+        if amount_micros < 0:
+            raise ValueError("amount_micros must not be negative")
+        need = max(amount_micros, 1)
+        accounts = [self._account(s, now) for s in subjects]
+        for subject, account in zip(subjects, accounts, strict=True):
+            limit = subject.spec.limit_micros
+            if account.committed + account.outstanding + need > limit:
+                return BudgetExceeded(
+                    subject=subject.id,
+                    limit_micros=limit,
+                    committed_micros=account.committed,
+                    outstanding_micros=account.outstanding,
+                    resets_at=period_bounds(subject.spec.period, now)[1],
+                )
+        for account in accounts:
+            account.outstanding += amount_micros
+        holds = tuple((s.id, a.period_start) for s, a in zip(subjects, accounts, strict=True))
+        reservation = Reservation(id=next(self._ids), amount_micros=amount_micros, holds=holds)
+        self._open[reservation.id] = reservation
+        return reservation
+
+    def settle(self, reservation: Reservation, actual_micros: int) -> bool:
+        """Replace the reservation by the real cost. False if it was already closed."""
+        if actual_micros < 0:
+            raise ValueError("actual_micros must not be negative")
+        return self._close(reservation, actual_micros)
+
+    def release(self, reservation: Reservation) -> bool:
+        """Drop a reservation that produced no usage. False if it was already closed."""
+        return self._close(reservation, 0)
+
+    def restore(self, subject: BudgetSubject, now: float, committed_micros: int) -> None:
+        """Seed the current period's committed spend (from the store, at start-up)."""
+        self._account(subject, now).committed = committed_micros
+
+    def committed(self, subject: BudgetSubject, now: float) -> int:
+        return self._account(subject, now).committed
+
+    def outstanding(self, subject: BudgetSubject, now: float) -> int:
+        return self._account(subject, now).outstanding
+
+    def _close(self, reservation: Reservation, actual: int) -> bool:
+        if self._open.pop(reservation.id, None) is None:
+            return False
+        for subject_id, period_start in reservation.holds:
+            account = self._accounts[subject_id]
+            account.outstanding -= reservation.amount_micros
+            if account.period_start == period_start:
+                account.committed += actual
+        return True
+
+    def _account(self, subject: BudgetSubject, now: float) -> _Account:
+        start = period_bounds(subject.spec.period, now)[0]
+        account = self._accounts.get(subject.id)
+        if account is None:
+            account = self._accounts[subject.id] = _Account(period_start=start)
+        elif start > account.period_start:
+            # A new period: spend starts from zero, in-flight reservations stay held until
+            # they settle. A clock that steps back never resets spend (reliability F17).
+            account.period_start = start
+            account.committed = 0
+        return account

@@ -1,0 +1,228 @@
+"""Rate limits per key and per team: requests and tokens per minute, parallel requests.
+
+Decided, and why:
+
+- The backend is an interface (``LimitBackend``) because one process keeps counters in
+  memory and many replicas will keep them in Redis (atomic Lua, Redis server time). Both
+  keep this contract; only the memory backend lives here.
+- Windows slide over ``buckets`` sub-windows, as in ``routing/quota.py``: an event stops
+  counting between ``window - width`` and ``window`` after it happened.
+- **Tokens are checked before dispatch** with an estimate (prompt estimate + max tokens) and
+  settled to the real count afterwards; the difference is written back into the bucket the
+  estimate went to while it is still in the window, and excess that arrives later is
+  counted now. An estimate larger than the whole limit is admitted only into an empty window
+  (otherwise it could never run), and then counts in full.
+- A request counts against RPM when admitted, even if it later fails: the limit is about
+  load on us and the upstream. ``release`` (no usage produced) gives back the token estimate
+  and the parallel slot; ``settle`` gives back the slot and fixes the tokens.
+- Admission checks every subject (the key and its team) before committing to any, so a
+  team limit caps its keys and a refusal leaves no trace.
+- ``Denied.retry_after`` is the time until enough of the window has slid out for the request
+  to fit; for parallel limits it is a short fixed hint, since we cannot know.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import msgspec
+
+PARALLEL_RETRY_AFTER = 1.0
+
+
+class LimitSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """``None`` means unlimited."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    max_parallel: int | None = None
+
+
+class LimitSubject(msgspec.Struct, frozen=True):
+    """One limit holder (``"key:<id>"`` or ``"team:<id>"``) and its current limits."""
+
+    id: str
+    spec: LimitSpec
+
+
+class Admission(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    subjects: tuple[str, ...]
+    est_tokens: int
+    bucket: int  # absolute index of the sub-window the estimate went to
+
+
+class Denied(msgspec.Struct, frozen=True, kw_only=True):
+    subject: str
+    reason: Literal["rpm", "tpm", "parallel"]
+    retry_after: float
+
+
+class LimitBackend(Protocol):
+    def admit(
+        self, subjects: Sequence[LimitSubject], now: float, est_tokens: int
+    ) -> Admission | Denied: ...
+
+    def settle(self, admission: Admission, now: float, actual_tokens: int) -> bool: ...
+
+    def release(self, admission: Admission) -> bool: ...
+
+
+class Window:
+    """Counts per absolute sub-window index, only the last ``buckets`` of them kept."""
+
+    __slots__ = ("_counts", "buckets", "width")
+
+    def __init__(self, window: float = 60.0, buckets: int = 60) -> None:
+        if not window > 0 or buckets < 1:
+            raise ValueError("need window > 0 and buckets >= 1")
+        self.width = window / buckets
+        self.buckets = buckets
+        self._counts: dict[int, int] = {}
+
+    def index(self, now: float) -> int:
+        return math.floor(now / self.width)
+
+    def used(self, now: float) -> int:
+        self._expire(self.index(now))
+        return sum(self._counts.values())
+
+    def add(self, now: float, amount: int) -> None:
+        current = self.index(now)
+        self._expire(current)
+        self._counts[current] = self._counts.get(current, 0) + amount
+
+    def adjust(self, bucket: int, delta: int) -> bool:
+        """Change an existing sub-window's count (never below zero); False if it is gone."""
+        if bucket not in self._counts:
+            return False
+        self._counts[bucket] = max(0, self._counts[bucket] + delta)
+        return True
+
+    def live(self, bucket: int, now: float) -> bool:
+        return bucket > self.index(now) - self.buckets
+
+    def retry_after(self, now: float, limit: int, amount: int) -> float:
+        """Seconds until ``amount`` more fits under ``limit``: 0 if it fits now, the whole
+        window if it never can."""
+        self._expire(self.index(now))
+        excess = sum(self._counts.values()) + amount - limit
+        if excess <= 0:
+            return 0.0
+        for bucket in sorted(self._counts):
+            excess -= self._counts[bucket]
+            if excess <= 0:
+                return max(0.0, (bucket + self.buckets) * self.width - now)
+        return self.buckets * self.width
+
+    def _expire(self, current: int) -> None:
+        oldest = current - self.buckets
+        for bucket in [b for b in self._counts if b <= oldest]:
+            del self._counts[bucket]
+
+
+@dataclass
+class _State:
+    requests: Window = field(default_factory=Window)
+    tokens: Window = field(default_factory=Window)
+    parallel: int = 0
+
+
+class MemoryLimits:
+    """``LimitBackend`` in memory, for one process; single-threaded, so each call is atomic."""
+
+    def __init__(self, window: float = 60.0, buckets: int = 60) -> None:
+        self._window = window
+        self._buckets = buckets
+        self._states: dict[str, _State] = {}
+        self._open: dict[int, Admission] = {}
+        self._ids = itertools.count(1)
+
+    def admit(
+        self, subjects: Sequence[LimitSubject], now: float, est_tokens: int
+    ) -> Admission | Denied:
+        if est_tokens < 0:
+            raise ValueError("est_tokens must not be negative")
+        states = [self._state(s.id) for s in subjects]
+        denials = [
+            d
+            for s, st in zip(subjects, states, strict=True)
+            if (d := self._check(s, st, now, est_tokens)) is not None
+        ]
+        if denials:
+            return max(denials, key=lambda d: d.retry_after)
+        for state in states:
+            state.requests.add(now, 1)
+            state.tokens.add(now, est_tokens)
+            state.parallel += 1
+        admission = Admission(
+            id=next(self._ids),
+            subjects=tuple(s.id for s in subjects),
+            est_tokens=est_tokens,
+            bucket=math.floor(now / (self._window / self._buckets)),
+        )
+        self._open[admission.id] = admission
+        return admission
+
+    def settle(self, admission: Admission, now: float, actual_tokens: int) -> bool:
+        """Correct the token estimate to the real count and free the parallel slot."""
+        if actual_tokens < 0:
+            raise ValueError("actual_tokens must not be negative")
+        if self._open.pop(admission.id, None) is None:
+            return False
+        delta = actual_tokens - admission.est_tokens
+        for subject_id in admission.subjects:
+            state = self._states[subject_id]
+            state.parallel -= 1
+            tokens = state.tokens
+            adjusted = tokens.live(admission.bucket, now) and tokens.adjust(admission.bucket, delta)
+            if not adjusted and delta > 0:
+                tokens.add(now, delta)  # its sub-window has gone: count the excess now
+        return True
+
+    def release(self, admission: Admission) -> bool:
+        """The request produced no usage: give back its token estimate and its slot."""
+        if self._open.pop(admission.id, None) is None:
+            return False
+        for subject_id in admission.subjects:
+            state = self._states[subject_id]
+            state.parallel -= 1
+            state.tokens.adjust(admission.bucket, -admission.est_tokens)
+        return True
+
+    def in_flight(self, subject_id: str) -> int:
+        state = self._states.get(subject_id)
+        return state.parallel if state else 0
+
+    def tokens_used(self, subject_id: str, now: float) -> int:
+        state = self._states.get(subject_id)
+        return state.tokens.used(now) if state else 0
+
+    def _state(self, subject_id: str) -> _State:
+        state = self._states.get(subject_id)
+        if state is None:
+            state = self._states[subject_id] = _State(
+                Window(self._window, self._buckets), Window(self._window, self._buckets)
+            )
+        return state
+
+    @staticmethod
+    def _check(subject: LimitSubject, state: _State, now: float, est: int) -> Denied | None:
+        spec = subject.spec
+        if spec.max_parallel is not None and state.parallel >= spec.max_parallel:
+            return Denied(subject=subject.id, reason="parallel", retry_after=PARALLEL_RETRY_AFTER)
+        if spec.rpm is not None:
+            wait = state.requests.retry_after(now, spec.rpm, 1)
+            if wait > 0:
+                return Denied(subject=subject.id, reason="rpm", retry_after=wait)
+        if spec.tpm is not None:
+            # At least one token, so a zero estimate still needs some room left.
+            wait = state.tokens.retry_after(now, spec.tpm, min(max(est, 1), spec.tpm))
+            if wait > 0 or spec.tpm < 1:
+                full = state.tokens.buckets * state.tokens.width
+                return Denied(subject=subject.id, reason="tpm", retry_after=wait or full)
+        return None
