@@ -84,7 +84,11 @@ def test_emulate_serves_an_openai_api() -> None:
         assert reply.choices[0].message.content
     finally:
         process.send_signal(signal.SIGINT)
-        process.wait(10)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
 
 
 def test_serve_demo_answers_with_the_printed_key() -> None:

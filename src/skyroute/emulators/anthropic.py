@@ -36,11 +36,8 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import secrets
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from itertools import count
 from typing import Final, assert_never
 
 import msgspec
@@ -69,10 +66,9 @@ from skyroute.emulators.anthropic_requests import (
     read_messages,
 )
 from skyroute.emulators.anthropic_wire import MessagesRequest
+from skyroute.emulators.base import Admitted, Emulator, Refused, Scripted, Ticket, send_reply
 from skyroute.emulators.bedrock_answer import answer_bedrock
 from skyroute.emulators.chat import EventKind
-from skyroute.emulators.control import CONTROL_PREFIX, control_reply
-from skyroute.emulators.delivery import Headers, play_preface
 from skyroute.emulators.dialect import Reply
 from skyroute.emulators.faults import (
     ContentFilterFault,
@@ -80,16 +76,12 @@ from skyroute.emulators.faults import (
     Fault,
     FaultScript,
     StatusFault,
-    applies_to_any_endpoint,
-    decode_fault,
 )
 from skyroute.emulators.google_delivery import send_answer, send_events
 from skyroute.emulators.http import Request, Responder
-from skyroute.emulators.ledger import Ledger, RequestRecord, redacted
 
 __all__ = ["DEFAULT_MODEL_IDS", "AnthropicEmulator"]
 
-FAULT_HEADER: Final = "x-emulator-fault"
 _BASE62: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _FIRST_PARTY: Final = MessageExtras(tool_prefix="toolu_01", ping=True, stop_kind=EventKind.DONE)
 
@@ -131,14 +123,7 @@ class _Exchange(msgspec.Struct, frozen=True, kw_only=True):
     fault: Fault | None
 
 
-class _Refused(Exception):
-    def __init__(self, reply: Reply, model: str | None = None) -> None:
-        super().__init__(reply.status)
-        self.reply = reply
-        self.model = model
-
-
-class AnthropicEmulator:
+class AnthropicEmulator(Emulator[_Exchange]):
     """Handles requests for one emulated api.anthropic.com."""
 
     flavor: Final = "anthropic"
@@ -155,70 +140,62 @@ class AnthropicEmulator:
         cache_limit: int = 4096,
     ) -> None:
         """With no `api_key`, any key (or none) is accepted."""
-        self.script = faults if faults is not None else FaultScript()
+        super().__init__(
+            faults=faults, clock=clock, wall_clock=wall_clock, ledger_limit=ledger_limit
+        )
         self.model_ids = tuple(model_ids)
         self._api_key = Secret(api_key) if isinstance(api_key, str) else api_key
-        self._clock = clock
-        self._wall_clock = wall_clock
-        self._ledger = Ledger(ledger_limit)
         self._cache = PromptCache(cache_limit)
-        self._id_prefix = secrets.token_hex(4)
-        self._ids = count(1)
-
-    @property
-    def requests(self) -> deque[RequestRecord]:
-        """Every request received, oldest first (bounded by `ledger_limit`)."""
-        return self._ledger.records
 
     def reset(self) -> None:
         """Forget the ledger, the fault script and the prompt cache."""
-        self._ledger.clear()
-        self.script.clear()
+        super().reset()
         self._cache.clear()
 
-    async def handle(self, request: Request, responder: Responder) -> None:
-        if request.path.startswith(CONTROL_PREFIX):
-            if request.method == "POST" and request.path.rstrip("/").endswith("/reset"):
-                self._cache.clear()
-            _reply(responder, control_reply(request, self._ledger, self.script), ())
-            return
-        request_id = f"req_{self._id_prefix}{next(self._ids):024x}"
-        headers = [("request-id", request_id), ("x-request-id", request_id)]
-        try:
-            exchange = self._admit(request, request_id, headers)
-        except _Refused as refusal:
-            self._record(request, request_id, refusal.model, False, None)
-            _reply(responder, refusal.reply, headers)
-            return
-        body = exchange.conversation.request if exchange.conversation else None
-        stream = isinstance(body, MessagesRequest) and body.stream
-        self._record(request, request_id, exchange.model, stream, exchange.fault)
-        if not await play_preface(exchange.fault, responder):
-            await self._serve(exchange, responder)
+    def _control(self, request: Request) -> Reply:
+        if request.method == "POST" and request.path.rstrip("/").endswith("/reset"):
+            self._cache.clear()
+        return super()._control(request)
+
+    def _ticket(self, serial: int) -> Ticket:
+        request_id = self._request_id(serial)
+        return Ticket(
+            serial, request_id, [("request-id", request_id), ("x-request-id", request_id)]
+        )
 
     # -- admission -------------------------------------------------------------------------
 
-    def _admit(self, request: Request, request_id: str, headers: Headers) -> _Exchange:
+    def _admit(self, request: Request, ticket: Ticket) -> Admitted[_Exchange]:
+        request_id = ticket.request_id
         route = _route(request.method, request.path)
         if route is None:
-            raise _Refused(error_reply(404, "not_found_error", "Not Found", request_id))
+            raise Refused(error_reply(404, "not_found_error", "Not Found", request_id))
         refusal = self._authenticate(request, request_id)
         if refusal is not None:
-            raise _Refused(refusal, route.model_id)
+            raise Refused(refusal, route.model_id)
         try:
             conversation = _read(route, request.body)
         except MessagesRejected as error:
-            raise _Refused(_invalid(str(error), request_id), error.model) from None
+            raise Refused(_invalid(str(error), request_id), error.model) from None
         model = conversation.request.model if conversation else route.model_id
-        return _Exchange(
+        fault = self._pick_fault(
+            request,
+            model,
+            _scripted(route.endpoint),
+            lambda message: _invalid(message, request_id),
+        )
+        exchange = _Exchange(
             request=request,
             route=route,
             conversation=conversation,
             model=model,
             request_id=request_id,
-            headers=list(headers),
-            fault=self._fault(request, route, model, request_id),
+            headers=list(ticket.headers),
+            fault=fault,
         )
+        body = conversation.request if conversation else None
+        stream = isinstance(body, MessagesRequest) and body.stream
+        return Admitted(exchange=exchange, model=model, stream=stream, fault=fault)
 
     def _authenticate(self, request: Request, request_id: str) -> Reply | None:
         if self._api_key is None:
@@ -235,52 +212,13 @@ class AnthropicEmulator:
             return None
         return error_reply(401, "authentication_error", message, request_id)
 
-    def _fault(
-        self, request: Request, route: _Route, model: str | None, request_id: str
-    ) -> Fault | None:
-        spec = request.headers.get(FAULT_HEADER)
-        if spec is not None:
-            try:
-                return decode_fault(spec)
-            except msgspec.DecodeError as error:
-                raise _Refused(
-                    _invalid(f"Bad {FAULT_HEADER}: {error}", request_id), model
-                ) from None
-        # The models list names no model, and a gateway polls it on its own schedule.
-        if route.endpoint is _Endpoint.MODELS or not self.script:
-            return None
-        if route.endpoint is _Endpoint.MESSAGES:
-            return self.script.take(model)
-        return self.script.take(model, applies_to_any_endpoint)
-
-    def _record(
-        self,
-        request: Request,
-        request_id: str,
-        model: str | None,
-        stream: bool,
-        fault: Fault | None,
-    ) -> None:
-        record = RequestRecord(
-            method=request.method,
-            path=request.path,
-            model=model,
-            stream=stream,
-            headers=redacted(request.headers),
-            request_id=request_id,
-            attempt=request.headers.get("x-skyroute-attempt"),
-            fault=_kind(fault),
-            time=self._clock(),
-        )
-        self._ledger.add(record)
-
     # -- answers ---------------------------------------------------------------------------
 
     async def _serve(self, exchange: _Exchange, responder: Responder) -> None:
         fault, request_id = exchange.fault, exchange.request_id
         if isinstance(fault, StatusFault):
             reply = status_fault_reply(fault, exchange.model, request_id, self._wall_clock())
-            _reply(responder, reply, exchange.headers)
+            send_reply(responder, reply, exchange.headers)
             return
         conversation = exchange.conversation
         match exchange.route.endpoint:
@@ -298,7 +236,7 @@ class AnthropicEmulator:
             case _:
                 assert_never(exchange.route.endpoint)
         if reply.status != 200:
-            _reply(responder, reply, exchange.headers)
+            send_reply(responder, reply, exchange.headers)
             return
         await send_answer(
             responder, reply.body, exchange.headers, fault, stream_dialect(request_id)
@@ -313,7 +251,7 @@ class AnthropicEmulator:
         answer = answer_bedrock(conversation.chat, thinking=conversation.thinking)
         if isinstance(fault, ContextLengthFault):
             reply = context_length_reply(fault, answer.input_tokens, request_id)
-            _reply(responder, reply, headers)
+            send_reply(responder, reply, headers)
             return
         if isinstance(fault, ContentFilterFault):
             answer = refused(answer)
@@ -362,12 +300,14 @@ def _invalid(message: str, request_id: str) -> Reply:
     return error_reply(400, "invalid_request_error", message, request_id)
 
 
-def _kind(fault: Fault | None) -> str | None:
-    if fault is None:
-        return None
-    kind: str = type(fault).__struct_config__.tag  # type: ignore[assignment]
-    return kind
-
-
-def _reply(responder: Responder, reply: Reply, headers: Headers) -> None:
-    responder.send(reply.status, reply.body, [*headers, *reply.headers])
+def _scripted(endpoint: _Endpoint) -> Scripted:
+    match endpoint:
+        case _Endpoint.MESSAGES:
+            return Scripted.ANY_FAULT
+        case _Endpoint.COUNT_TOKENS | _Endpoint.MODEL:
+            return Scripted.ANY_ENDPOINT
+        case _Endpoint.MODELS:
+            # The models list names no model, and a gateway polls it on its own schedule.
+            return Scripted.NEVER
+        case _:
+            assert_never(endpoint)

@@ -14,6 +14,8 @@ plain Anthropic framing that Claude on Vertex (`:rawPredict`, `:streamRawPredict
 
 Every `data:` line follows an `event:` line: the anthropic SDK skips events without one
 (protocols.md §0.4). Message ids start `msg_vrtx_`, tool-use ids `toolu_vrtx_`.
+InvokeModel on Bedrock (`bedrock_invoke.py`) builds its messages from the same
+`content_blocks` and `block_streams`, with `toolu_bdrk_` tool-use ids.
 
 First-party Anthropic (`anthropic.py`) frames the same answer with a few additions, passed
 as `MessageExtras`: its own tool-use id prefix (`toolu_01`), the whole usage (cache counts
@@ -56,9 +58,13 @@ from skyroute.emulators.chat import EventKind, StreamEvent
 __all__ = [
     "MALFORMED_EVENT",
     "PING_EVENT",
+    "STOP_REASONS",
+    "BlockStream",
     "DeltaUsage",
     "MessageExtras",
     "anthropic_error_body",
+    "block_streams",
+    "content_blocks",
     "count_tokens_body",
     "error_event",
     "message_body",
@@ -70,7 +76,7 @@ _ENCODER: Final = msgspec.json.Encoder()
 MALFORMED_EVENT: Final = b'event: content_block_delta\ndata: {"type": "content_block_delta", "i\n\n'
 PING_EVENT: Final = b'event: ping\ndata: {"type": "ping"}\n\n'
 _VERTEX_TOOL_PREFIX: Final = "toolu_vrtx_01"
-_STOP_REASONS: Final = {reason: reason.value for reason in StopReason} | {
+STOP_REASONS: Final = {reason: reason.value for reason in StopReason} | {
     StopReason.GUARDRAIL: "refusal"
 }
 
@@ -133,7 +139,8 @@ def _usage(answer: BedrockAnswer, extras: MessageExtras) -> Usage:
     return Usage(input_tokens=answer.input_tokens, output_tokens=answer.output_tokens)
 
 
-def _blocks(answer: BedrockAnswer, prefix: str = _VERTEX_TOOL_PREFIX) -> list[BlockOut]:
+def content_blocks(answer: BedrockAnswer, prefix: str = _VERTEX_TOOL_PREFIX) -> list[BlockOut]:
+    """A whole message's content: thinking, then a tool call or text; tool ids take `prefix`."""
     blocks: list[BlockOut] = []
     if answer.reasoning:
         blocks.append(ThinkingOut(thinking=answer.reasoning_text, signature=answer.signature))
@@ -153,8 +160,8 @@ def message_body(
     message = MessageOut(
         id=message_id,
         model=model,
-        content=_blocks(answer, extras.tool_prefix),
-        stop_reason=_STOP_REASONS[answer.stop],
+        content=content_blocks(answer, extras.tool_prefix),
+        stop_reason=STOP_REASONS[answer.stop],
         stop_sequence=answer.stop_sequence,
         usage=_usage(answer, extras),
     )
@@ -183,14 +190,14 @@ def message_events(
     yield _event("message_start", MessageStart(message=start), EventKind.PRELUDE)
     if extras.ping:
         yield StreamEvent(PING_EVENT, EventKind.PRELUDE)
-    for index, (opening, deltas) in enumerate(_block_streams(answer, extras.tool_prefix)):
+    for index, (opening, deltas) in enumerate(block_streams(answer, extras.tool_prefix)):
         yield _event(
             "content_block_start", BlockStart(index=index, content_block=opening), EventKind.PRELUDE
         )
         for delta, kind in deltas:
             yield _event("content_block_delta", BlockDelta(index=index, delta=delta), kind)
         yield _event("content_block_stop", BlockStop(index=index), EventKind.TAIL)
-    stop = StopDelta(_STOP_REASONS[answer.stop], answer.stop_sequence)
+    stop = StopDelta(STOP_REASONS[answer.stop], answer.stop_sequence)
     yield _event(
         "message_delta", MessageDelta(delta=stop, usage=_delta_usage(usage, extras)), EventKind.TAIL
     )
@@ -208,12 +215,12 @@ def _delta_usage(usage: Usage, extras: MessageExtras) -> OutputUsage:
     )
 
 
-_BlockStream = tuple[BlockOut, list[tuple[Delta, EventKind]]]
+BlockStream = tuple[BlockOut, list[tuple[Delta, EventKind]]]
 
 
-def _block_streams(answer: BedrockAnswer, prefix: str = _VERTEX_TOOL_PREFIX) -> list[_BlockStream]:
+def block_streams(answer: BedrockAnswer, prefix: str = _VERTEX_TOOL_PREFIX) -> list[BlockStream]:
     """Each block's opening (empty) form, then its deltas."""
-    streams: list[_BlockStream] = []
+    streams: list[BlockStream] = []
     content = EventKind.CONTENT
     if answer.reasoning:
         thinking: list[tuple[Delta, EventKind]] = [

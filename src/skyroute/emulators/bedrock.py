@@ -24,17 +24,15 @@ answer as a guardrail does (`guardrail_intervened`).
 from __future__ import annotations
 
 import enum
-import secrets
 import time
-from collections import deque
 from collections.abc import Callable
-from itertools import count
 from typing import Final, Literal
 from urllib.parse import unquote
 
 import msgspec
 
 from skyroute.core.secret import Secret
+from skyroute.emulators.base import Admitted, Emulator, Refused, Scripted, Ticket, send_reply
 from skyroute.emulators.bedrock_answer import (
     BedrockAnswer,
     answer_bedrock,
@@ -56,8 +54,7 @@ from skyroute.emulators.bedrock_invoke import (
     read_invoke,
 )
 from skyroute.emulators.bedrock_stream import send_bedrock_body, send_event_stream
-from skyroute.emulators.control import CONTROL_PREFIX, control_reply
-from skyroute.emulators.delivery import Headers, play_preface
+from skyroute.emulators.delivery import Headers
 from skyroute.emulators.dialect import Reply
 from skyroute.emulators.faults import (
     ContentFilterFault,
@@ -65,16 +62,14 @@ from skyroute.emulators.faults import (
     Fault,
     FaultScript,
     StatusFault,
-    decode_fault,
 )
 from skyroute.emulators.http import Request, Responder
-from skyroute.emulators.ledger import Ledger, RequestRecord, redacted
+from skyroute.emulators.ledger import redacted
 from skyroute.emulators.openai_wire import ChatRequest
 from skyroute.providers.sigv4 import AwsCredentials
 
 __all__ = ["BedrockEmulator", "Operation"]
 
-FAULT_HEADER: Final = "x-emulator-fault"
 _TOKEN_HEADER: Final = "x-amz-security-token"
 
 
@@ -105,17 +100,11 @@ class _Exchange(msgspec.Struct, frozen=True, kw_only=True):
     fault: Fault | None
 
 
-class _Refused(Exception):
-    def __init__(self, reply: Reply) -> None:
-        super().__init__(reply.status)
-        self.reply = reply
-
-
 def _secret(value: str | Secret | None) -> Secret | None:
     return Secret(value) if isinstance(value, str) else value
 
 
-class BedrockEmulator:
+class BedrockEmulator(Emulator[_Exchange]):
     """Handles requests for one emulated Bedrock Runtime endpoint (any region)."""
 
     flavor: Literal["bedrock"] = "bedrock"
@@ -151,112 +140,64 @@ class BedrockEmulator:
         self._auth = BedrockAuth(
             credentials=credentials, api_key=_secret(api_key), max_skew=max_skew
         )
-        self.script = faults if faults is not None else FaultScript()
-        self._clock = clock
-        self._wall_clock = wall_clock
-        self._ledger = Ledger(ledger_limit)
-        self._id_prefix = secrets.token_hex(4)
-        self._ids = count(1)
+        super().__init__(
+            faults=faults, clock=clock, wall_clock=wall_clock, ledger_limit=ledger_limit
+        )
 
-    @property
-    def requests(self) -> deque[RequestRecord]:
-        """Every request received, oldest first (bounded by `ledger_limit`)."""
-        return self._ledger.records
-
-    def reset(self) -> None:
-        self._ledger.clear()
-        self.script.clear()
-
-    async def handle(self, request: Request, responder: Responder) -> None:
-        if request.path.startswith(CONTROL_PREFIX):
-            _reply(responder, control_reply(request, self._ledger, self.script), ())
-            return
-        serial = next(self._ids)
+    def _ticket(self, serial: int) -> Ticket:
         request_id = f"{self._id_prefix}-{serial >> 48:04x}-4000-8000-{serial:012x}"
-        headers = [("x-amzn-RequestId", request_id)]
-        route = _route(request)
-        model, stream = (route[1], route[0].streams) if route else (None, False)
-        try:
-            exchange = self._admit(request, route, request_id, serial, headers)
-        except _Refused as refusal:
-            self._record(request, request_id, model, stream, None)
-            _reply(responder, refusal.reply, headers)
-            return
-        self._record(request, request_id, model, stream, exchange.fault)
-        if not await play_preface(exchange.fault, responder):
-            await self._serve(exchange, responder)
+        return Ticket(serial, request_id, [("x-amzn-RequestId", request_id)])
 
     # -- admission -------------------------------------------------------------------------
 
-    def _admit(
-        self,
-        request: Request,
-        route: tuple[Operation, str] | None,
-        request_id: str,
-        serial: int,
-        headers: list[tuple[str, str]],
-    ) -> _Exchange:
+    def _admit(self, request: Request, ticket: Ticket) -> Admitted[_Exchange]:
+        route = _route(request)
         if route is None:
             message = f"Unknown operation {request.method} {request.path}"
-            raise _Refused(bedrock_error(404, "UnknownOperationException", message))
+            raise Refused(bedrock_error(404, "UnknownOperationException", message))
+        operation, model = route
+        try:
+            exchange = self._exchange(request, operation, model, ticket)
+        except Refused as refusal:
+            # The ledger keeps the model and the operation's streaming of every routed request.
+            raise Refused(refusal.reply, model, operation.streams) from None
+        return Admitted(
+            exchange=exchange, model=model, stream=operation.streams, fault=exchange.fault
+        )
+
+    def _exchange(
+        self, request: Request, operation: Operation, model: str, ticket: Ticket
+    ) -> _Exchange:
         refusal = check_auth(request, self._auth, self._wall_clock())
         if refusal is not None:
-            raise _Refused(bedrock_error(refusal.status, refusal.error_type, refusal.message))
-        operation, model = route
+            raise Refused(bedrock_error(refusal.status, refusal.error_type, refusal.message))
         chat, thinking = _read_body(operation, request.body)
         return _Exchange(
             operation=operation,
             model=model,
             chat=chat,
             thinking=thinking,
-            request_id=request_id,
-            serial=serial,
-            headers=headers,
-            fault=self._fault(request, model),
+            request_id=ticket.request_id,
+            serial=ticket.serial,
+            headers=ticket.headers,
+            fault=self._pick_fault(request, model, Scripted.ANY_FAULT, _invalid),
         )
 
-    def _fault(self, request: Request, model: str) -> Fault | None:
-        spec = request.headers.get(FAULT_HEADER)
-        if spec is not None:
-            try:
-                return decode_fault(spec)
-            except msgspec.DecodeError as error:
-                raise _Refused(_invalid(f"Bad {FAULT_HEADER}: {error}")) from None
-        return self.script.take(model) if self.script else None
-
-    def _record(
-        self,
-        request: Request,
-        request_id: str,
-        model: str | None,
-        stream: bool,
-        fault: Fault | None,
-    ) -> None:
+    def _ledger_headers(self, request: Request) -> dict[str, str]:
         headers = redacted(request.headers)
         if _TOKEN_HEADER in headers:
             headers[_TOKEN_HEADER] = "***"
-        record = RequestRecord(
-            method=request.method,
-            path=request.path,
-            model=model,
-            stream=stream,
-            headers=headers,
-            request_id=request_id,
-            attempt=request.headers.get("x-skyroute-attempt"),
-            fault=_kind(fault),
-            time=self._clock(),
-        )
-        self._ledger.add(record)
+        return headers
 
     # -- answers ---------------------------------------------------------------------------
 
     async def _serve(self, exchange: _Exchange, responder: Responder) -> None:
         fault, headers = exchange.fault, exchange.headers
         if isinstance(fault, StatusFault):
-            _reply(responder, status_fault_reply(fault), headers)
+            send_reply(responder, status_fault_reply(fault), headers)
             return
         if isinstance(fault, ContextLengthFault):
-            _reply(responder, _invalid(CONTEXT_TOO_LONG), headers)
+            send_reply(responder, _invalid(CONTEXT_TOO_LONG), headers)
             return
         answer = answer_bedrock(exchange.chat, thinking=exchange.thinking)
         if isinstance(fault, ContentFilterFault):
@@ -289,7 +230,7 @@ def _route(request: Request) -> tuple[Operation, str] | None:
 
 
 def _read_body(operation: Operation, body: bytes) -> tuple[ChatRequest, bool]:
-    """The body as a ChatRequest, and whether it asks for thinking; raises _Refused."""
+    """The body as a ChatRequest, and whether it asks for thinking; raises Refused."""
     try:
         if operation in (Operation.CONVERSE, Operation.CONVERSE_STREAM):
             converse, chat = read_converse(body)
@@ -297,7 +238,7 @@ def _read_body(operation: Operation, body: bytes) -> tuple[ChatRequest, bool]:
         invoke, chat = read_invoke(body)
         return chat, wants_thinking({"thinking": invoke.thinking})
     except (ConverseRejected, InvokeRejected) as error:
-        raise _Refused(_invalid(str(error))) from None
+        raise Refused(_invalid(str(error))) from None
 
 
 def _invalid(message: str) -> Reply:
@@ -315,14 +256,3 @@ def _invoke_headers(answer: BedrockAnswer) -> Headers:
         ("X-Amzn-Bedrock-Output-Token-Count", str(answer.output_tokens)),
         ("X-Amzn-Bedrock-Invocation-Latency", str(200 + 10 * answer.output_tokens)),
     ]
-
-
-def _kind(fault: Fault | None) -> str | None:
-    if fault is None:
-        return None
-    kind: str = type(fault).__struct_config__.tag  # type: ignore[assignment]
-    return kind
-
-
-def _reply(responder: Responder, reply: Reply, headers: Headers) -> None:
-    responder.send(reply.status, reply.body, [*headers, *reply.headers])

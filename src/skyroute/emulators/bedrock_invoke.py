@@ -19,18 +19,16 @@ from typing import Any, Final
 
 import msgspec
 
+from skyroute.emulators.anthropic_messages import STOP_REASONS, block_streams, content_blocks
 from skyroute.emulators.bedrock_answer import BedrockAnswer, StopReason, thinking_problem
 from skyroute.emulators.bedrock_invoke_wire import (
     ALLOWED_KEYS,
     AnthropicBlock,
     AnthropicMessage,
     BlockDelta,
-    BlockOut,
     BlockStart,
     BlockStop,
     Chunk,
-    Delta,
-    InputJsonDelta,
     InvocationMetrics,
     InvokeRequest,
     MessageDelta,
@@ -38,13 +36,7 @@ from skyroute.emulators.bedrock_invoke_wire import (
     MessageStart,
     MessageStop,
     OutputUsage,
-    SignatureDelta,
     StopDelta,
-    TextDelta,
-    TextOut,
-    ThinkingDelta,
-    ThinkingOut,
-    ToolUseOut,
     Usage,
 )
 from skyroute.emulators.bedrock_stream import event_frame, padding
@@ -67,9 +59,7 @@ __all__ = ["InvokeRejected", "invoke_body", "invoke_events", "read_invoke"]
 
 _ENCODER: Final = msgspec.json.Encoder()
 _REQUIRED: Final = ("anthropic_version", "max_tokens", "messages")
-_STOP_REASONS: Final = {reason: reason.value for reason in StopReason} | {
-    StopReason.GUARDRAIL: "refusal"
-}
+_TOOL_PREFIX: Final = "toolu_bdrk_01"
 
 
 class InvokeRejected(ValueError):
@@ -197,30 +187,13 @@ def _chat_format(request: InvokeRequest) -> ResponseFormat | None:
 # -- the answer, written back ------------------------------------------------------------------
 
 
-def _tool_id(answer_id: str) -> str:
-    return "toolu_bdrk_01" + answer_id[:22]
-
-
-def _blocks(answer: BedrockAnswer) -> list[BlockOut]:
-    blocks: list[BlockOut] = []
-    if answer.reasoning:
-        blocks.append(ThinkingOut(thinking=answer.reasoning_text, signature=answer.signature))
-    tool = answer.tool_use
-    if tool is not None:
-        value = msgspec.json.decode(tool.input_json)
-        blocks.append(ToolUseOut(id=_tool_id(tool.id), name=tool.name, input=value))
-    elif answer.pieces:
-        blocks.append(TextOut(text=answer.text))
-    return blocks
-
-
 def invoke_body(answer: BedrockAnswer, message_id: str, model: str) -> bytes:
     guarded = answer.stop is StopReason.GUARDRAIL
     message = MessageOut(
         id=message_id,
         model=model,
-        content=_blocks(answer),
-        stop_reason=_STOP_REASONS[answer.stop],
+        content=content_blocks(answer, _TOOL_PREFIX),
+        stop_reason=STOP_REASONS[answer.stop],
         stop_sequence=answer.stop_sequence,
         usage=Usage(input_tokens=answer.input_tokens, output_tokens=answer.output_tokens),
         guardrail_action="INTERVENED" if guarded else msgspec.UNSET,
@@ -251,12 +224,12 @@ def invoke_events(answer: BedrockAnswer, message_id: str, model: str) -> Iterato
         usage=Usage(input_tokens=answer.input_tokens, output_tokens=1),
     )
     yield chunk(MessageStart(message=start), EventKind.PRELUDE)
-    for index, (opening, deltas) in enumerate(_block_streams(answer)):
+    for index, (opening, deltas) in enumerate(block_streams(answer, _TOOL_PREFIX)):
         yield chunk(BlockStart(index=index, content_block=opening), EventKind.PRELUDE)
         for delta, kind in deltas:
             yield chunk(BlockDelta(index=index, delta=delta), kind)
         yield chunk(BlockStop(index=index), EventKind.TAIL)
-    stop = StopDelta(_STOP_REASONS[answer.stop], answer.stop_sequence)
+    stop = StopDelta(STOP_REASONS[answer.stop], answer.stop_sequence)
     yield chunk(MessageDelta(delta=stop, usage=OutputUsage(answer.output_tokens)), EventKind.TAIL)
     metrics = InvocationMetrics(
         input_token_count=answer.input_tokens,
@@ -265,31 +238,3 @@ def invoke_events(answer: BedrockAnswer, message_id: str, model: str) -> Iterato
         first_byte_latency=200,
     )
     yield chunk(MessageStop(metrics=metrics), EventKind.DONE)
-
-
-_BlockStream = tuple[BlockOut, list[tuple[Delta, EventKind]]]
-
-
-def _block_streams(answer: BedrockAnswer) -> list[_BlockStream]:
-    """Each block's opening (empty) form, then its deltas."""
-    streams: list[_BlockStream] = []
-    content = EventKind.CONTENT
-    if answer.reasoning:
-        deltas: list[tuple[Delta, EventKind]] = [
-            (ThinkingDelta(thinking=w), content) for w in answer.reasoning
-        ]
-        deltas.append((SignatureDelta(signature=answer.signature), EventKind.TAIL))
-        streams.append((ThinkingOut(thinking="", signature=""), deltas))
-    tool = answer.tool_use
-    if tool is not None:
-        opening = ToolUseOut(id=_tool_id(tool.id), name=tool.name, input={})
-        fragments: list[tuple[Delta, EventKind]] = [
-            (InputJsonDelta(partial_json=f), content) for f in tool.fragments
-        ]
-        streams.append((opening, fragments))
-    elif answer.pieces:
-        texts: list[tuple[Delta, EventKind]] = [
-            (TextDelta(text=piece), content) for piece in answer.pieces
-        ]
-        streams.append((TextOut(text=""), texts))
-    return streams

@@ -16,20 +16,14 @@ events if the answer is shorter:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
-from typing import Final, assert_never
+from typing import Final
 
 from skyroute.emulators.bedrock_errors import stream_exception, stream_fault_reply
 from skyroute.emulators.chat import EventKind, StreamEvent
-from skyroute.emulators.delivery import Headers, send_body
+from skyroute.emulators.delivery import Headers, StreamFraming, send_body, send_stream
 from skyroute.emulators.faults import (
-    CutFault,
     Fault,
-    MalformedFault,
-    NoDoneFault,
-    SlowFirstTokenFault,
-    StallFault,
     StreamErrorFault,
 )
 from skyroute.emulators.http import Responder
@@ -45,7 +39,6 @@ __all__ = [
 ]
 
 EVENT_STREAM: Final = "application/vnd.amazon.eventstream"
-_MidStreamFault = CutFault | StallFault | MalformedFault | StreamErrorFault
 # Bedrock pads event payloads with a random `p` member, so that lengths do not leak content;
 # clients must ignore it. A fixed alphabet keeps the emulator deterministic.
 _PADDING: Final = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -66,6 +59,13 @@ def corrupted(frame: bytes) -> bytes:
     return frame[:-4] + last.to_bytes(4, "big")
 
 
+_FRAMING: Final = StreamFraming(
+    content_type=EVENT_STREAM,
+    malformed=corrupted,
+    error_event=lambda fault: encode_exception(*stream_exception(fault)),
+)
+
+
 async def send_bedrock_body(
     responder: Responder, body: bytes, headers: Headers, fault: Fault | None
 ) -> None:
@@ -81,46 +81,4 @@ async def send_event_stream(
     responder: Responder, headers: Headers, events: Iterable[StreamEvent], fault: Fault | None
 ) -> None:
     """Stream event-stream frames in chunked encoding, broken as the fault says."""
-    responder.start(200, headers, content_type=EVENT_STREAM)
-    if isinstance(fault, SlowFirstTokenFault):
-        await asyncio.sleep(fault.seconds)
-    strike = fault if isinstance(fault, _MidStreamFault) else None
-    sent = 0
-    for event in events:
-        if (
-            strike is not None
-            and event.kind is not EventKind.PRELUDE
-            and sent >= strike.after_tokens
-        ):
-            if not await _strike(responder, strike, event.data):
-                return
-            strike = None
-        if event.kind is EventKind.DONE and isinstance(fault, NoDoneFault):
-            continue
-        await responder.write(event.data)
-        if event.kind is EventKind.CONTENT:
-            sent += 1
-    if isinstance(fault, NoDoneFault) and fault.hold > 0:
-        await responder.wait_disconnect(fault.hold)
-    responder.end()
-
-
-async def _strike(responder: Responder, fault: _MidStreamFault, next_frame: bytes) -> bool:
-    """Play a mid-stream fault; True if the stream goes on afterwards."""
-    match fault:
-        case CutFault():
-            responder.cut()
-            return False
-        case StallFault(seconds=seconds):
-            await responder.wait_disconnect(seconds)
-            responder.cut()
-            return False
-        case MalformedFault():
-            await responder.write(corrupted(next_frame))
-            return True
-        case StreamErrorFault():
-            await responder.write(encode_exception(*stream_exception(fault)))
-            responder.end()
-            return False
-        case _:
-            assert_never(fault)
+    await send_stream(responder, headers, events, fault, _FRAMING)

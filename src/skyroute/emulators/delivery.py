@@ -4,14 +4,15 @@ Faults that strike before any response (status, reset, hang, delay) are played b
 `play_preface`; those that strike inside a body (cut, stall, malformed, stream_error,
 slow_first_token, no_done) by `send_body` and `send_stream`. Stream faults strike after
 `after_tokens` content events (tokens or tool-argument fragments), or before the finish
-chunk if the answer is shorter.
+chunk if the answer is shorter. A stream's bytes are SSE unless a `StreamFraming` says
+otherwise (Bedrock's event stream, `bedrock_stream.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
-from typing import assert_never
+from collections.abc import Callable, Iterable, Sequence
+from typing import Final, NamedTuple, assert_never
 
 import msgspec
 
@@ -31,7 +32,14 @@ from skyroute.emulators.faults import (
 from skyroute.emulators.http import Responder
 from skyroute.emulators.openai_wire import ErrorBody, ErrorDetail
 
-__all__ = ["Headers", "play_preface", "send_body", "send_stream"]
+__all__ = [
+    "SSE_FRAMING",
+    "Headers",
+    "StreamFraming",
+    "play_preface",
+    "send_body",
+    "send_stream",
+]
 
 Headers = Sequence[tuple[str, str]]
 
@@ -80,11 +88,32 @@ async def send_body(
             responder.send(status, body, headers)
 
 
+class StreamFraming(NamedTuple):
+    """What a protocol's stream writes when a fault breaks it mid-stream."""
+
+    content_type: str
+    malformed: Callable[[bytes], bytes]
+    """A broken event, given the next (well-formed) one; the stream goes on after it."""
+    error_event: Callable[[StreamErrorFault], bytes]
+    """The in-band error that ends the stream."""
+
+
+SSE_FRAMING: Final = StreamFraming(
+    content_type="text/event-stream; charset=utf-8",
+    malformed=lambda _next_event: _MALFORMED,
+    error_event=lambda fault: b"data: " + _error_body(fault) + b"\n\n",
+)
+
+
 async def send_stream(
-    responder: Responder, headers: Headers, events: Iterable[StreamEvent], fault: Fault | None
+    responder: Responder,
+    headers: Headers,
+    events: Iterable[StreamEvent],
+    fault: Fault | None,
+    framing: StreamFraming = SSE_FRAMING,
 ) -> None:
-    """Stream SSE events in chunked encoding, broken as the fault says."""
-    responder.start(200, headers)
+    """Stream events in chunked encoding (SSE unless `framing` says), broken as the fault says."""
+    responder.start(200, headers, content_type=framing.content_type)
     if isinstance(fault, SlowFirstTokenFault):
         await asyncio.sleep(fault.seconds)
     strike = fault if isinstance(fault, _MidStreamFault) else None
@@ -95,7 +124,7 @@ async def send_stream(
             and event.kind is not EventKind.PRELUDE
             and sent >= strike.after_tokens
         ):
-            if not await _strike(responder, strike):
+            if not await _strike(responder, strike, framing, event.data):
                 return
             strike = None
         if event.kind is EventKind.DONE and isinstance(fault, NoDoneFault):
@@ -108,7 +137,9 @@ async def send_stream(
     responder.end()
 
 
-async def _strike(responder: Responder, fault: _MidStreamFault) -> bool:
+async def _strike(
+    responder: Responder, fault: _MidStreamFault, framing: StreamFraming, next_event: bytes
+) -> bool:
     """Play a mid-stream fault; True if the stream goes on afterwards."""
     match fault:
         case CutFault():
@@ -119,10 +150,10 @@ async def _strike(responder: Responder, fault: _MidStreamFault) -> bool:
             responder.cut()
             return False
         case MalformedFault():
-            await responder.write(_MALFORMED)
+            await responder.write(framing.malformed(next_event))
             return True
         case StreamErrorFault():
-            await responder.write(b"data: " + _error_body(fault) + b"\n\n")
+            await responder.write(framing.error_event(fault))
             responder.end()
             return False
         case _:

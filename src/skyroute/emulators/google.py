@@ -25,26 +25,14 @@ shows as the pseudo-header `?key: ***` (the path is recorded without its query).
 from __future__ import annotations
 
 import os
-import secrets
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from itertools import count
-from typing import Final
-
-import msgspec
+from typing import Final, NamedTuple
 
 from skyroute.core.secret import Secret
-from skyroute.emulators.control import CONTROL_PREFIX, control_reply
-from skyroute.emulators.delivery import play_preface
+from skyroute.emulators.base import Admitted, Emulator, Refused, Scripted, Ticket, send_reply
 from skyroute.emulators.dialect import Reply
-from skyroute.emulators.faults import (
-    Fault,
-    FaultScript,
-    StatusFault,
-    applies_to_any_endpoint,
-    decode_fault,
-)
+from skyroute.emulators.faults import FaultScript, StatusFault
 from skyroute.emulators.google_answer import count_tokens
 from skyroute.emulators.google_auth import (
     GoogleAuth,
@@ -63,12 +51,11 @@ from skyroute.emulators.google_gemini import (
     predict_body,
     publisher_models_body,
 )
-from skyroute.emulators.google_requests import Body, ClaudeBody, Refused, read_body
+from skyroute.emulators.google_requests import Body, ClaudeBody, read_body
 from skyroute.emulators.google_routes import Endpoint, GoogleFlavor, Route, find_route
 from skyroute.emulators.google_serve import (
     GEMINI_STREAM,
     Exchange,
-    reply,
     serve_chat_completion,
     serve_claude,
     serve_generate,
@@ -81,7 +68,7 @@ from skyroute.emulators.google_wire import (
     PredictRequest,
 )
 from skyroute.emulators.http import Request, Responder
-from skyroute.emulators.ledger import REDACTED_HEADERS, Ledger, RequestRecord
+from skyroute.emulators.ledger import REDACTED_HEADERS
 from skyroute.emulators.openai_wire import ChatRequest
 
 __all__ = ["DEFAULT_MODEL_IDS", "GoogleEmulator", "GoogleFlavor"]
@@ -92,7 +79,6 @@ DEFAULT_MODEL_IDS: Final = (
     "gemini-3-pro-preview",
     "gemini-embedding-001",
 )
-FAULT_HEADER: Final = "x-emulator-fault"
 _SECRET_HEADERS: Final = REDACTED_HEADERS | {"x-goog-api-key"}
 _UNSCRIPTED: Final = frozenset({Endpoint.MODELS, Endpoint.MODEL, Endpoint.TOKEN})
 
@@ -107,7 +93,15 @@ def _account(source: AccountSource) -> ServiceAccount:
     return source if isinstance(source, ServiceAccount) else load_service_account(source)
 
 
-class GoogleEmulator:
+class _Job(NamedTuple):
+    """One admitted request, on its way to an answer."""
+
+    request: Request
+    exchange: Exchange
+    body: Body
+
+
+class GoogleEmulator(Emulator[_Job]):
     """Handles requests for one emulated Vertex AI or Gemini API endpoint."""
 
     def __init__(
@@ -128,8 +122,10 @@ class GoogleEmulator:
         their public halves) the vertex flavor. With none of them, nothing is checked."""
         if flavor not in ("vertex", "gemini"):
             raise ValueError(f"unknown Google flavor {flavor!r}")
+        super().__init__(
+            faults=faults, clock=clock, wall_clock=wall_clock, ledger_limit=ledger_limit
+        )
         self.flavor: GoogleFlavor = flavor
-        self.script = faults if faults is not None else FaultScript()
         self.model_ids = tuple(model_ids)
         self._auth = GoogleAuth(
             api_key=_secret(api_key),
@@ -138,16 +134,6 @@ class GoogleEmulator:
             wall_clock=wall_clock,
             token_factory=token_factory,
         )
-        self._clock = clock
-        self._wall_clock = wall_clock
-        self._ledger = Ledger(ledger_limit)
-        self._id_prefix = secrets.token_hex(4)
-        self._ids = count(1)
-
-    @property
-    def requests(self) -> deque[RequestRecord]:
-        """Every request received, oldest first (bounded by `ledger_limit`)."""
-        return self._ledger.records
 
     @property
     def token_grants(self) -> int:
@@ -161,41 +147,13 @@ class GoogleEmulator:
         """
         self._auth.trust(_account(source))
 
-    def reset(self) -> None:
-        self._ledger.clear()
-        self.script.clear()
-
-    async def handle(self, request: Request, responder: Responder) -> None:
-        if request.path.startswith(CONTROL_PREFIX):
-            reply(responder, control_reply(request, self._ledger, self.script), ())
-            return
-        request_id = f"req_{self._id_prefix}{next(self._ids):024x}"
-        headers = [("x-request-id", request_id)]
-        try:
-            route, body, model, fault = self._admit(request)
-        except Refused as refusal:
-            self._record(request, request_id, refusal.model, False, None)
-            reply(responder, refusal.reply, headers)
-            return
-        stream = route.endpoint.streams or (isinstance(body, ChatRequest) and body.stream)
-        self._record(request, request_id, model, stream, fault)
-        exchange = Exchange(
-            surface=self.flavor,
-            route=route,
-            model=model or "",
-            request_id=request_id,
-            headers=headers,
-            fault=fault,
-            created=self._wall_clock(),
-            alt_sse=request.query_param("alt") == "sse",
-        )
-        if not await play_preface(fault, responder):
-            await self._serve(request, exchange, body, responder)
+    def _ticket(self, serial: int) -> Ticket:
+        request_id = self._request_id(serial)
+        return Ticket(serial, request_id, [("x-request-id", request_id)])
 
     # -- admission -------------------------------------------------------------------------
 
-    def _admit(self, request: Request) -> tuple[Route, Body, str | None, Fault | None]:
-        """The route, body, model and fault of a request; raises Refused."""
+    def _admit(self, request: Request, ticket: Ticket) -> Admitted[_Job]:
         route = find_route(self.flavor, request.method, request.path)
         if route is None:
             raise Refused(_not_found(request))
@@ -203,7 +161,20 @@ class GoogleEmulator:
         if refusal is not None:
             raise Refused(refusal, route.model)
         body, model = read_body(route, request.body)
-        return route, body, model, self._fault(request, route, model)
+        fault = self._pick_fault(request, model, _scripted(route.endpoint), _invalid)
+        exchange = Exchange(
+            surface=self.flavor,
+            route=route,
+            model=model or "",
+            request_id=ticket.request_id,
+            headers=ticket.headers,
+            fault=fault,
+            created=self._wall_clock(),
+            alt_sse=request.query_param("alt") == "sse",
+        )
+        stream = route.endpoint.streams or (isinstance(body, ChatRequest) and body.stream)
+        job = _Job(request, exchange, body)
+        return Admitted(exchange=job, model=model, stream=stream, fault=fault)
 
     def _check_credentials(self, request: Request, route: Route) -> Reply | None:
         if route.endpoint is Endpoint.TOKEN:
@@ -212,48 +183,16 @@ class GoogleEmulator:
             return self._auth.check_api_key(request)
         return self._auth.check_bearer(request)
 
-    def _fault(self, request: Request, route: Route, model: str | None) -> Fault | None:
-        spec = request.headers.get(FAULT_HEADER)
-        if spec is not None:
-            try:
-                return decode_fault(spec)
-            except msgspec.DecodeError as error:
-                raise Refused(google_error(400, f"Bad {FAULT_HEADER}: {error}"), model) from None
-        if route.endpoint in _UNSCRIPTED or not self.script:
-            return None
-        if route.endpoint.chat_like:
-            return self.script.take(model)
-        return self.script.take(model, applies_to_any_endpoint)
-
-    def _record(
-        self,
-        request: Request,
-        request_id: str,
-        model: str | None,
-        stream: bool,
-        fault: Fault | None,
-    ) -> None:
+    def _ledger_headers(self, request: Request) -> dict[str, str]:
         headers = {k: ("***" if k in _SECRET_HEADERS else v) for k, v in request.headers.items()}
         if self.flavor == "gemini" and api_key_source(request)[1]:
             headers["?key"] = "***"
-        record = RequestRecord(
-            method=request.method,
-            path=request.path,
-            model=model,
-            stream=stream,
-            headers=headers,
-            request_id=request_id,
-            attempt=request.headers.get("x-skyroute-attempt"),
-            fault=_kind(fault),
-            time=self._clock(),
-        )
-        self._ledger.add(record)
+        return headers
 
     # -- answers ---------------------------------------------------------------------------
 
-    async def _serve(
-        self, request: Request, exchange: Exchange, body: Body, responder: Responder
-    ) -> None:
+    async def _serve(self, job: _Job, responder: Responder) -> None:
+        request, exchange, body = job
         match body:
             case GenerateContentRequest():
                 await serve_generate(exchange, body, responder)
@@ -270,7 +209,7 @@ class GoogleEmulator:
         """countTokens, embeddings, model lists and the token endpoint: a JSON body each."""
         fault, headers = exchange.fault, exchange.headers
         if isinstance(fault, StatusFault):
-            reply(responder, status_fault_reply(fault, self.flavor), headers)
+            send_reply(responder, status_fault_reply(fault, self.flavor), headers)
             return
         vertex = self.flavor == "vertex"
         match body:
@@ -285,7 +224,7 @@ class GoogleEmulator:
                 dimensions = body.parameters.output_dimensionality if body.parameters else None
                 answer = predict_body([item.content for item in body.instances], dimensions)
             case _:
-                reply(responder, self._bodiless(request, exchange.route), headers)
+                send_reply(responder, self._bodiless(request, exchange.route), headers)
                 return
         await send_answer(responder, answer, headers, fault, GEMINI_STREAM)
 
@@ -323,8 +262,11 @@ def _characters(request: CountTokensRequest) -> int:
     return sum(len((part.text or "").replace(" ", "")) for c in contents for part in c.parts)
 
 
-def _kind(fault: Fault | None) -> str | None:
-    if fault is None:
-        return None
-    kind: str = type(fault).__struct_config__.tag  # type: ignore[assignment]
-    return kind
+def _scripted(endpoint: Endpoint) -> Scripted:
+    if endpoint in _UNSCRIPTED:
+        return Scripted.NEVER
+    return Scripted.ANY_FAULT if endpoint.chat_like else Scripted.ANY_ENDPOINT
+
+
+def _invalid(message: str) -> Reply:
+    return google_error(400, message)

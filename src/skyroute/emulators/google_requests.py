@@ -17,6 +17,7 @@ from typing import Any, Final, TypeVar, assert_never
 import msgspec
 
 from skyroute.emulators.anthropic_messages import anthropic_error_body
+from skyroute.emulators.base import Refused
 from skyroute.emulators.bedrock_invoke import InvokeRejected, read_invoke
 from skyroute.emulators.bedrock_invoke_wire import InvokeRequest
 from skyroute.emulators.dialect import Reply
@@ -63,15 +64,6 @@ Body = (
     | ClaudeBody
     | None
 )
-
-
-class Refused(Exception):
-    """A request answered with an error before any fault or answer."""
-
-    def __init__(self, reply: Reply, model: str | None = None) -> None:
-        super().__init__(reply.status)
-        self.reply = reply
-        self.model = model
 
 
 def _invalid(message: str) -> Refused:

@@ -37,10 +37,10 @@ from skyroute.emulators.anthropic_messages import (
     message_events,
     refused,
 )
+from skyroute.emulators.base import send_reply
 from skyroute.emulators.bedrock_answer import answer_bedrock, wants_thinking
 from skyroute.emulators.chat import ResponseMeta as ChatMeta
 from skyroute.emulators.chat import completion_body, stream_events
-from skyroute.emulators.delivery import Headers
 from skyroute.emulators.dialect import Reply
 from skyroute.emulators.faults import (
     ContentFilterFault,
@@ -72,7 +72,6 @@ from skyroute.emulators.openai_wire import ChatRequest
 __all__ = [
     "GEMINI_STREAM",
     "Exchange",
-    "reply",
     "serve_chat_completion",
     "serve_claude",
     "serve_generate",
@@ -91,10 +90,6 @@ class Exchange(msgspec.Struct, frozen=True, kw_only=True):
     created: float
     """Wall-clock seconds when the request arrived (Vertex's `createTime`, OpenAI's `created`)."""
     alt_sse: bool = True
-
-
-def reply(responder: Responder, answer: Reply, headers: Headers) -> None:
-    responder.send(answer.status, answer.body, [*headers, *answer.headers])
 
 
 def _sse_error(fault: StreamErrorFault) -> bytes:
@@ -143,11 +138,11 @@ async def serve_generate(
     """generateContent and streamGenerateContent."""
     fault, headers = exchange.fault, exchange.headers
     if isinstance(fault, StatusFault):
-        reply(responder, status_fault_reply(fault, exchange.surface), headers)
+        send_reply(responder, status_fault_reply(fault, exchange.surface), headers)
         return
     answer = answer_gemini(body, exchange.model)
     if isinstance(fault, ContextLengthFault):
-        reply(responder, context_length_reply(fault, answer.prompt_tokens), headers)
+        send_reply(responder, context_length_reply(fault, answer.prompt_tokens), headers)
         return
     if isinstance(fault, ContentFilterFault):
         answer = blocked(answer)
@@ -178,11 +173,11 @@ async def serve_chat_completion(
     """Vertex's OpenAI-compatible `chat/completions`."""
     fault, headers = exchange.fault, exchange.headers
     if isinstance(fault, StatusFault):
-        reply(responder, status_fault_reply(fault, "vertex"), headers)
+        send_reply(responder, status_fault_reply(fault, "vertex"), headers)
         return
     answer = answer_chat(chat)
     if isinstance(fault, ContextLengthFault):
-        reply(responder, context_length_reply(fault, answer.prompt_tokens), headers)
+        send_reply(responder, context_length_reply(fault, answer.prompt_tokens), headers)
         return
     if isinstance(fault, ContentFilterFault):
         answer = filtered(answer)
@@ -203,7 +198,7 @@ async def serve_claude(exchange: Exchange, body: ClaudeBody, responder: Responde
     """Claude's `:rawPredict`, `:streamRawPredict` and `count-tokens:rawPredict`."""
     fault, headers = exchange.fault, exchange.headers
     if isinstance(fault, StatusFault):
-        reply(responder, _claude_status(fault), headers)
+        send_reply(responder, _claude_status(fault), headers)
         return
     if exchange.route.endpoint is Endpoint.CLAUDE_COUNT:
         count = count_tokens_body(prompt_tokens(body.chat.messages))
@@ -214,7 +209,8 @@ async def serve_claude(exchange: Exchange, body: ClaudeBody, responder: Responde
     if isinstance(fault, ContextLengthFault):
         given = fault.max_context + answer.input_tokens
         text = f"prompt is too long: {given} tokens > {fault.max_context} maximum"
-        reply(responder, Reply(400, anthropic_error_body("invalid_request_error", text)), headers)
+        error = anthropic_error_body("invalid_request_error", text)
+        send_reply(responder, Reply(400, error), headers)
         return
     if isinstance(fault, ContentFilterFault):
         answer = refused(answer)
