@@ -1,0 +1,162 @@
+"""The usage ledger: one row per upstream attempt, written idempotently in batches.
+
+``insert_usage`` is what the outbox calls. It never doubles a row: the key is
+(request_id, attempt) and a row already there is counted as a duplicate. It never lets one
+bad row sink a batch: when a batch fails for a reason that is about the data (a NUL byte
+PostgreSQL rejects, a value too long or too large, a NOT NULL column left empty) it splits
+the batch in halves until the bad rows stand alone, and writes each of those to
+``usage_dead_letter`` with the reason. When the database itself is at fault it raises
+``StoreUnavailable`` and the outbox keeps the whole batch for later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from skyroute.store import times
+from skyroute.store.errors import DB_ERRORS, begin, connect, describe
+from skyroute.store.schema import usage_dead_letter, usage_ledger
+
+# Rows per INSERT statement: 500 x 25 columns stays under both PostgreSQL's 32767 and
+# SQLite's 32766 bound-parameter limits.
+_CHUNK = 500
+
+
+class UsageRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One upstream attempt, as the ledger stores it. Money is integer micro-dollars."""
+
+    request_id: str
+    attempt: int
+    logical_request_id: str
+    key_id: str | None
+    team_id: str | None
+    model: str
+    deployment: str
+    provider: str
+    upstream_model: str
+    status: int
+    error_code: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_micros: int = 0
+    latency_ms: int | None = None
+    ttft_ms: int | None = None
+    stream: bool = False
+    finish_reason: str | None = None
+    estimated: bool = False
+    # When the attempt happened; None lets the database stamp its own time. Set it when
+    # replaying from the outbox so spend lands in the period it was made in.
+    created_at: datetime | None = None
+
+
+class InsertResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What became of a batch: ``inserted + duplicates + dead_lettered == len(rows)``."""
+
+    inserted: int
+    duplicates: int
+    dead_lettered: int
+
+
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+    """A quarantined row: its JSON as written (it may not decode as a valid UsageRow)."""
+
+    id: int
+    payload: str
+    reason: str
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.inserted = 0
+        self.dead_lettered = 0
+
+
+async def insert_usage(engine: AsyncEngine, rows: Sequence[UsageRow]) -> InsertResult:
+    """Insert ``rows``, skipping (request_id, attempt) pairs already stored.
+
+    Raises ``StoreUnavailable`` when the database cannot take writes; then nothing of
+    the batch may be assumed written (though a retry is always safe).
+    """
+    unique = {(row.request_id, row.attempt): row for row in rows}
+    # A fixed order makes concurrent, overlapping batches take their row locks in the
+    # same order on PostgreSQL, so they wait for each other instead of deadlocking.
+    ordered = [unique[key] for key in sorted(unique)]
+    tally = _Tally()
+    if ordered:
+        await _insert_or_split(engine, ordered, tally)
+    return InsertResult(
+        inserted=tally.inserted,
+        duplicates=len(rows) - tally.inserted - tally.dead_lettered,
+        dead_lettered=tally.dead_lettered,
+    )
+
+
+async def _insert_or_split(engine: AsyncEngine, rows: list[UsageRow], tally: _Tally) -> None:
+    try:
+        tally.inserted += await _insert_batch(engine, rows)
+        return
+    except DB_ERRORS as exc:  # StoreUnavailable is not among them: it propagates
+        if len(rows) == 1:
+            await _dead_letter(engine, rows[0], describe(exc))
+            tally.dead_lettered += 1
+            return
+    middle = len(rows) // 2
+    await _insert_or_split(engine, rows[:middle], tally)
+    await _insert_or_split(engine, rows[middle:], tally)
+
+
+async def _insert_batch(engine: AsyncEngine, rows: list[UsageRow]) -> int:
+    dialect = engine.dialect.name
+    inserted = 0
+    async with begin(engine) as conn:
+        for start in range(0, len(rows), _CHUNK):
+            values = [_values(row, dialect) for row in rows[start : start + _CHUNK]]
+            result = await conn.execute(_insert_statement(dialect, values))
+            inserted += len(result.all())
+    return inserted
+
+
+def _insert_statement(dialect: str, values: list[dict[str, Any]]) -> sa.Insert:
+    match dialect:
+        case "postgresql":
+            pg = postgresql.insert(usage_ledger).values(values)
+            stmt: sa.Insert = pg.on_conflict_do_nothing(index_elements=["request_id", "attempt"])
+        case "sqlite":
+            lite = sqlite.insert(usage_ledger).values(values)
+            stmt = lite.on_conflict_do_nothing(index_elements=["request_id", "attempt"])
+        case _:
+            raise ValueError(f"unsupported dialect {dialect!r}")
+    return stmt.returning(usage_ledger.c.id)
+
+
+def _values(row: UsageRow, dialect: str) -> dict[str, Any]:
+    values = msgspec.structs.asdict(row)
+    created_at = row.created_at
+    values["created_at"] = sa.func.now() if created_at is None else times.to_db(created_at, dialect)
+    return values
+
+
+async def _dead_letter(engine: AsyncEngine, row: UsageRow, reason: str) -> None:
+    # JSON escapes a NUL byte as the six characters \u0000, which a text column accepts.
+    payload = msgspec.json.encode(row).decode()
+    async with begin(engine) as conn:
+        await conn.execute(usage_dead_letter.insert().values(payload=payload, reason=reason))
+
+
+async def dead_letters(engine: AsyncEngine) -> list[DeadLetter]:
+    """The quarantined rows with their reasons, oldest first (for operators and tests)."""
+    columns = usage_dead_letter.c
+    query = sa.select(columns.id, columns.payload, columns.reason).order_by(columns.id)
+    async with connect(engine) as conn:
+        found = (await conn.execute(query)).all()
+    return [DeadLetter(id=id_, payload=payload, reason=reason) for id_, payload, reason in found]
