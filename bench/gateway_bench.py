@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import compare_report
 import environment
 import held_streams
 import procs
@@ -107,6 +108,8 @@ def main() -> int:
     else:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
+        if out.exists():  # keep other tools' marked sections (side by side, translation cost)
+            markdown = compare_report.carry_blocks(out.read_text(), markdown)
         out.write_text(markdown)
         print(f"wrote {out}", file=sys.stderr)
     if args.json:
