@@ -55,7 +55,23 @@ class ImagePart(_Value, frozen=True, tag_field="type", tag="image"):
     cache_control: CacheControl | None = None
 
 
-ContentPart = TextPart | ImagePart
+class DocumentPart(_Value, frozen=True, tag_field="type", tag="document"):
+    """A document (a PDF, plain text, a spreadsheet...) as bytes or as a remote URL.
+
+    ``media_type`` names the format (``application/pdf``, ``text/plain``, ...); ``name``
+    is the caller's file name or title, if any. As with images, remote URLs are never
+    fetched by the gateway: a translation that needs bytes refuses a URL-only document
+    with a clear 400.
+    """
+
+    media_type: str
+    data: bytes | None = None
+    url: str | None = None
+    name: str | None = None
+    cache_control: CacheControl | None = None
+
+
+ContentPart = TextPart | ImagePart | DocumentPart
 
 
 class ToolCall(_Value, frozen=True):

@@ -18,9 +18,16 @@ Mapped, besides the obvious:
 - ``top_k``, top-level ``cache_control``, ``output_config.effort`` and a thinking object a
   budget cannot say exactly travel in ``extensions`` (see ``anthropic_request``).
 
-Refused: document blocks, file image sources, server tools (``web_search_…``) and other
-block types the canonical chat cannot carry. Turn order (alternation, tool results after
-tool uses) is the upstream's to judge.
+- ``document`` blocks (in user turns and tool results) become document parts: a base64
+  source keeps its media type and bytes, a plain ``text`` source becomes ``text/plain``
+  bytes (UTF-8), a ``url`` source a URL-only PDF; ``title`` is the document's name, and
+  ``context`` and ``citations`` are read and dropped (the canonical chat has no place
+  for them, and no other upstream cites).
+
+Refused: file sources (the Files API, for images and documents), ``content`` document
+sources, server tools (``web_search_…``) and other block types the canonical chat
+cannot carry. Turn order (alternation, tool results after tool uses) is the upstream's
+to judge.
 
 Pure: no I/O, no clock, no logging.
 """
@@ -38,6 +45,7 @@ from skyroute.core.chat import (
     CacheControl,
     ChatRequest,
     ContentPart,
+    DocumentPart,
     ImagePart,
     Message,
     Reasoning,
@@ -65,6 +73,7 @@ from skyroute.wire.anthropic_request import (
     NamedChoice,
     NoneChoice,
     OutputConfig,
+    PlainTextSource,
     RedactedThinkingBlock,
     TextBlock,
     ThinkingBlock,
@@ -217,10 +226,8 @@ def _inbound_part(block: Block, at: str, role: str) -> ContentPart:
             return _text_part(block)
         case ImageBlock() if role != "system":
             return _inbound_image(block, at)
-        case DocumentBlock():
-            raise InvalidRequest(
-                f"{at}: document blocks are not supported by this gateway.", param=at
-            )
+        case DocumentBlock() if role == "user":
+            return _inbound_document(block, at)
     kind = type(block).__struct_config__.tag
     raise InvalidRequest(f"{at}: '{kind}' blocks are not allowed in {role} messages.", param=at)
 
@@ -241,6 +248,35 @@ def _inbound_image(block: ImageBlock, at: str) -> ImagePart:
             return ImagePart(media_type=media_type, data=image, cache_control=cache)
         case UrlSource(url=url):
             return ImagePart(url=url, cache_control=cache)
+        case FileSource():
+            param = f"{at}.source"
+            raise InvalidRequest(
+                f"{param}: file sources (the Files API) are not supported by this gateway.",
+                param=param,
+            )
+
+
+def _inbound_document(block: DocumentBlock, at: str) -> DocumentPart:
+    cache = _canonical_cache(block.cache_control)
+    name = block.title or None
+    match block.source:
+        case Base64Source(media_type=media_type, data=data):
+            try:
+                document = base64.b64decode(data, validate=True)
+            except (binascii.Error, ValueError):
+                param = f"{at}.source.data"
+                raise InvalidRequest(f"{param}: invalid base64 data", param=param) from None
+            return DocumentPart(
+                media_type=media_type, data=document, name=name, cache_control=cache
+            )
+        case PlainTextSource(data=text):
+            plain = text.encode()
+            return DocumentPart(media_type="text/plain", data=plain, name=name, cache_control=cache)
+        case UrlSource(url=url):
+            # Anthropic's url documents are PDFs.
+            return DocumentPart(
+                media_type="application/pdf", url=url, name=name, cache_control=cache
+            )
         case FileSource():
             param = f"{at}.source"
             raise InvalidRequest(

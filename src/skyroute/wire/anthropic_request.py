@@ -24,6 +24,7 @@ import msgspec
 from skyroute.core.chat import (
     CacheControl,
     ChatRequest,
+    DocumentPart,
     ImagePart,
     Message,
     ReasoningConfig,
@@ -75,8 +76,25 @@ class ImageBlock(_Wire, tag_field="type", tag="image"):
     cache_control: Cache | None = None
 
 
-class DocumentBlock(msgspec.Struct, tag_field="type", tag="document"):
-    """Any document block; read only to be refused with a clear message."""
+class PlainTextSource(_Wire, tag_field="type", tag="text"):
+    media_type: Literal["text/plain"]
+    data: str
+
+
+class CitationsConfig(_Wire):
+    enabled: bool | None = None
+
+
+class DocumentBlock(_Wire, tag_field="type", tag="document"):
+    """A PDF (base64 or url source) or plain-text document. ``context`` and ``citations``
+    are read and dropped (the canonical chat has no place for them); ``title`` is the
+    document's name."""
+
+    source: Base64Source | PlainTextSource | UrlSource | FileSource
+    title: str | None = None
+    context: str | None = None
+    citations: CitationsConfig | None = None
+    cache_control: Cache | None = None
 
 
 class ToolUseBlock(_Wire, tag_field="type", tag="tool_use"):
@@ -348,6 +366,8 @@ def _user_blocks(message: Message, i: int) -> list[Block]:
                     blocks.append(TextBlock(text=text, cache_control=_cache(cache)))
             case ImagePart():
                 blocks.append(_image(part, f"messages[{i}].content[{j}]"))
+            case DocumentPart():
+                blocks.append(_document(part, f"messages[{i}].content[{j}]"))
     return blocks
 
 
@@ -371,7 +391,7 @@ def _assistant_blocks(message: Message, i: int) -> list[Block]:
 def _tool_result(message: Message, i: int) -> ToolResultBlock:
     parts: list[ResultPart] = []
     for block in _user_blocks(message, i):
-        assert isinstance(block, TextBlock | ImageBlock)
+        assert isinstance(block, TextBlock | ImageBlock | DocumentBlock)
         parts.append(block)
     content: str | list[ResultPart] | None = parts or None
     if len(parts) == 1 and isinstance(parts[0], TextBlock) and parts[0].cache_control is None:
@@ -394,6 +414,30 @@ def _image(part: ImagePart, param: str) -> ImageBlock:
         raise InvalidRequest("Anthropic accepts jpeg, png, gif and webp images.", param=param)
     data = base64.b64encode(part.data).decode()
     return ImageBlock(source=Base64Source(media_type=media_type, data=data), cache_control=cache)
+
+
+def _document(part: DocumentPart, param: str) -> DocumentBlock:
+    """A PDF goes as base64 (or a url Anthropic fetches itself), plain text as a text
+    source (protocols.md §6); Anthropic takes no other document formats."""
+    source: Base64Source | PlainTextSource | UrlSource
+    if part.data is None:
+        source = UrlSource(url=part.url or "")
+    elif part.media_type == "application/pdf":
+        source = Base64Source(
+            media_type="application/pdf", data=base64.b64encode(part.data).decode()
+        )
+    elif part.media_type == "text/plain":
+        try:
+            source = PlainTextSource(media_type="text/plain", data=part.data.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise InvalidRequest("A text/plain document must be UTF-8.", param=param) from None
+    else:
+        raise InvalidRequest(
+            f"Anthropic accepts PDF (application/pdf) and plain-text (text/plain) documents, "
+            f"not {part.media_type!r}.",
+            param=param,
+        )
+    return DocumentBlock(source=source, title=part.name, cache_control=_cache(part.cache_control))
 
 
 def _sniff(data: bytes) -> str | None:

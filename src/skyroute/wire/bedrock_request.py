@@ -8,22 +8,33 @@ the differences are absorbed:
 - turns must alternate user/assistant and start with a user turn, so consecutive same-role
   turns are merged and tool results become ``toolResult`` blocks in a user turn;
 - blank text blocks are refused by Bedrock, so they are dropped;
-- any ``toolUse``/``toolResult`` block in the history requires a ``toolConfig``.
+- any ``toolUse``/``toolResult`` block in the history requires a ``toolConfig``;
+- documents go as ``document`` blocks with their bytes, under a name Bedrock accepts
+  (``document_name``); a URL-only document is refused, as the gateway fetches nothing.
 
 Pure: no I/O, no clock, no logging.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 import msgspec
 
-from skyroute.core.chat import ChatRequest, ImagePart, Message, ReasoningConfig, TextPart, Tool
+from skyroute.core.chat import (
+    ChatRequest,
+    DocumentPart,
+    ImagePart,
+    Message,
+    ReasoningConfig,
+    TextPart,
+    Tool,
+)
 from skyroute.core.errors import InvalidRequest
 from skyroute.wire.claude import thinking_budget, tool_input
 
-__all__ = ["model_family", "to_converse"]
+__all__ = ["document_name", "model_family", "to_converse"]
 
 
 class _Wire(msgspec.Struct, kw_only=True, omit_defaults=True, rename="camel"):
@@ -50,6 +61,20 @@ class _ImageBlock(_Wire):
     image: _Image
 
 
+class _DocumentSource(_Wire):
+    data: bytes = msgspec.field(name="bytes")  # base64 in JSON, as msgspec writes bytes
+
+
+class _Document(_Wire):
+    format: str
+    name: str
+    source: _DocumentSource
+
+
+class _DocumentBlock(_Wire):
+    document: _Document
+
+
 class _ToolUse(_Wire):
     tool_use_id: str
     name: str
@@ -62,7 +87,7 @@ class _ToolUseBlock(_Wire):
 
 class _ToolResult(_Wire):
     tool_use_id: str
-    content: list[_Text | _ImageBlock]
+    content: list[_Text | _ImageBlock | _DocumentBlock]
 
 
 class _ToolResultBlock(_Wire):
@@ -83,7 +108,7 @@ class _ReasoningBlock(_Wire):
     reasoning_content: _ReasoningContent
 
 
-_Block = _Text | _ImageBlock | _ToolUseBlock | _ToolResultBlock | _ReasoningBlock
+_Block = _Text | _ImageBlock | _DocumentBlock | _ToolUseBlock | _ToolResultBlock | _ReasoningBlock
 
 
 class _Message(_Wire):
@@ -196,17 +221,18 @@ def to_converse(request: ChatRequest, *, model_id: str) -> bytes:
 def _conversation(messages: list[Message]) -> tuple[list[_Text], list[_Message]]:
     system: list[_Text] = []
     turns: list[_Message] = []
+    names = _DocumentNames()
     for i, message in enumerate(messages):
         match message.role:
             case "system" | "developer":
                 system.extend(_system_blocks(message, i))
                 continue
             case "user":
-                turn = _Message(role="user", content=_content_blocks(message, i))
+                turn = _Message(role="user", content=_content_blocks(message, i, names))
             case "tool":
-                turn = _Message(role="user", content=[_tool_result(message, i)])
+                turn = _Message(role="user", content=[_tool_result(message, i, names)])
             case "assistant":
-                turn = _Message(role="assistant", content=_assistant_blocks(message, i))
+                turn = _Message(role="assistant", content=_assistant_blocks(message, i, names))
         if not turn.content:
             continue
         if turns and turns[-1].role == turn.role:
@@ -244,7 +270,7 @@ def _system_blocks(message: Message, i: int) -> list[_Text]:
     return blocks
 
 
-def _content_blocks(message: Message, i: int) -> list[_Block]:
+def _content_blocks(message: Message, i: int, names: _DocumentNames) -> list[_Block]:
     blocks: list[_Block] = []
     for j, part in enumerate(message.content):
         match part:
@@ -254,10 +280,12 @@ def _content_blocks(message: Message, i: int) -> list[_Block]:
                     blocks.append(_Text(text=text))
             case ImagePart():
                 blocks.append(_image_block(part, f"messages[{i}].content[{j}].image_url"))
+            case DocumentPart():
+                blocks.append(_document_block(part, f"messages[{i}].content[{j}]", names))
     return blocks
 
 
-def _assistant_blocks(message: Message, i: int) -> list[_Block]:
+def _assistant_blocks(message: Message, i: int, names: _DocumentNames) -> list[_Block]:
     blocks: list[_Block] = []
     # Reasoning goes first and unchanged: Claude checks its signature (protocols.md §6).
     # Unsigned reasoning text (from a client that only kept reasoning_content) cannot be
@@ -272,7 +300,7 @@ def _assistant_blocks(message: Message, i: int) -> list[_Block]:
         else:
             continue
         blocks.append(_ReasoningBlock(reasoning_content=content))
-    blocks.extend(_content_blocks(message, i))
+    blocks.extend(_content_blocks(message, i, names))
     for k, call in enumerate(message.tool_calls):
         arguments = tool_input(call.arguments, f"messages[{i}].tool_calls[{k}].function.arguments")
         blocks.append(
@@ -281,13 +309,16 @@ def _assistant_blocks(message: Message, i: int) -> list[_Block]:
     return blocks
 
 
-def _tool_result(message: Message, i: int) -> _ToolResultBlock:
-    content: list[_Text | _ImageBlock] = []
+def _tool_result(message: Message, i: int, names: _DocumentNames) -> _ToolResultBlock:
+    content: list[_Text | _ImageBlock | _DocumentBlock] = []
     for j, part in enumerate(message.content):
-        if isinstance(part, TextPart):
-            content.append(_Text(text=part.text))
-        else:
-            content.append(_image_block(part, f"messages[{i}].content[{j}].image_url"))
+        match part:
+            case TextPart():
+                content.append(_Text(text=part.text))
+            case ImagePart():
+                content.append(_image_block(part, f"messages[{i}].content[{j}].image_url"))
+            case DocumentPart():
+                content.append(_document_block(part, f"messages[{i}].content[{j}]", names))
     call_id = message.tool_call_id or ""
     return _ToolResultBlock(tool_result=_ToolResult(tool_use_id=call_id, content=content))
 
@@ -332,6 +363,75 @@ def _sniff_format(data: bytes) -> str | None:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "webp"
     return None
+
+
+# --- documents ------------------------------------------------------------------------
+
+# DocumentFormat in protocols.md §3.
+_DOCUMENT_FORMATS = {
+    "application/pdf": "pdf",
+    "text/csv": "csv",
+    "application/msword": "doc",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "application/vnd.ms-excel": "xls",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+    "text/html": "html",
+    "text/plain": "txt",
+    "text/markdown": "md",
+}
+_NAME_MAX = 200
+_NAME_REFUSED = re.compile(r"[^A-Za-z0-9\s\-()\[\]]")
+_WHITESPACE = re.compile(r"\s+")
+
+
+def document_name(name: str | None, n: int) -> str:
+    """A document name Bedrock accepts: alphanumerics, single whitespace characters,
+    hyphens, parentheses and square brackets, at most 200 characters. Any other
+    character becomes a hyphen (``report.pdf`` → ``report-pdf``) and whitespace runs one
+    space; a name with nothing left is ``document-<n>``."""
+    cleaned = _WHITESPACE.sub(" ", _NAME_REFUSED.sub("-", name or ""))
+    cleaned = cleaned.strip()[:_NAME_MAX].rstrip()
+    return cleaned if cleaned.strip("-") else f"document-{n}"
+
+
+class _DocumentNames:
+    """Names for a request's documents, in order: each one distinct, as Bedrock wants."""
+
+    def __init__(self) -> None:
+        self._taken: set[str] = set()
+
+    def take(self, name: str | None) -> str:
+        n = len(self._taken) + 1
+        chosen = document_name(name, n)
+        k = 2
+        while chosen in self._taken:
+            suffix = f" ({k})"
+            chosen = document_name(name, n)[: _NAME_MAX - len(suffix)].rstrip() + suffix
+            k += 1
+        self._taken.add(chosen)
+        return chosen
+
+
+def _document_block(part: DocumentPart, param: str, names: _DocumentNames) -> _DocumentBlock:
+    if part.data is None:
+        raise InvalidRequest(
+            "Remote document URLs are not fetched for this deployment; send the document "
+            "as base64 data.",
+            param=param,
+        )
+    document_format = _DOCUMENT_FORMATS.get(part.media_type.lower())
+    if document_format is None:
+        raise InvalidRequest(
+            "Bedrock accepts pdf, csv, doc, docx, xls, xlsx, html, txt and md documents "
+            f"(DocumentFormat in protocols.md §3), not {part.media_type!r}.",
+            param=param,
+        )
+    if not part.data:
+        raise InvalidRequest("The document is empty.", param=param)
+    document = _Document(
+        format=document_format, name=names.take(part.name), source=_DocumentSource(data=part.data)
+    )
+    return _DocumentBlock(document=document)
 
 
 # --- tools ----------------------------------------------------------------------------

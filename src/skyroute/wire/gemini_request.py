@@ -9,6 +9,8 @@ to check). Where Gemini differs from OpenAI:
 - there is no tool role: tool results are ``functionResponse`` parts of a user turn, and
   name the function, which the gateway finds from the call's id in the history;
 - consecutive turns of the same role are merged into one, so turns alternate;
+- images and documents go as ``inlineData`` with their bytes; URL-only ones are refused,
+  as the gateway fetches nothing and Gemini's ``fileData`` takes uploaded files;
 - the Gemini 3 ``thoughtSignature`` of each function call, carried in its tool-call id
   (see ``wire.gemini``), goes back on the functionCall part (protocols.md §0.11).
 
@@ -21,7 +23,15 @@ from typing import Any, Literal, assert_never
 
 import msgspec
 
-from skyroute.core.chat import ChatRequest, ImagePart, Message, TextPart, Tool, ToolCall
+from skyroute.core.chat import (
+    ChatRequest,
+    DocumentPart,
+    ImagePart,
+    Message,
+    TextPart,
+    Tool,
+    ToolCall,
+)
 from skyroute.core.errors import InvalidRequest
 from skyroute.wire.gemini_response import ToolCallRef, read_tool_call_id
 
@@ -220,6 +230,8 @@ def _content_parts(message: Message, i: int) -> list[_Part]:
                     parts.append(_Part(text=text))
             case ImagePart():
                 parts.append(_image(part, f"messages[{i}].content[{j}].image_url"))
+            case DocumentPart():
+                parts.append(_document(part, f"messages[{i}].content[{j}]"))
             case _:
                 assert_never(part)
     return parts
@@ -238,6 +250,18 @@ def _image(part: ImagePart, param: str) -> _Part:
     if not part.media_type:
         raise InvalidRequest(
             "The image needs a media type (data:image/png;base64,...).", param=param
+        )
+    return _Part(inline_data=_Blob(mime_type=part.media_type, data=part.data))
+
+
+def _document(part: DocumentPart, param: str) -> _Part:
+    # As for images: Gemini documents fileData for uploaded files and gs:// URIs, and the
+    # gateway fetches nothing, so a URL-only document is refused.
+    if part.data is None:
+        raise InvalidRequest(
+            "Remote document URLs are not fetched for this deployment; send the document "
+            "as base64 data.",
+            param=param,
         )
     return _Part(inline_data=_Blob(mime_type=part.media_type, data=part.data))
 

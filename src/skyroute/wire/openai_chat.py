@@ -29,6 +29,7 @@ from skyroute.core.chat import (
     ChatRequest,
     ChatResponse,
     ContentPart,
+    DocumentPart,
     Finish,
     ImagePart,
     Message,
@@ -155,7 +156,9 @@ def _part(part: object, at: str) -> ContentPart:
             return TextPart(text=_required_str(part, "refusal", at))
         case "image_url":
             return _image(part.get("image_url"), f"{at}.image_url")
-        case "input_audio" | "file":
+        case "file":
+            return _file(part.get("file"), f"{at}.file")
+        case "input_audio":
             raise InvalidRequest(
                 f"Content of type '{kind}' is not supported by this deployment.",
                 param=f"{at}.{kind}",
@@ -179,18 +182,51 @@ def _image(image: object, at: str) -> ImagePart:
     raise InvalidRequest(f"'{at}.url' must be an https or a data: URL.", param=at)
 
 
-def _data_url(url: str, at: str) -> tuple[str, bytes]:
+def _file(file: object, at: str) -> DocumentPart:
+    """``{"file_data": "data:application/pdf;base64,...", "filename": ...}`` → a document
+    (an https ``file_data`` → a URL-only one). A ``file_id`` (an upload to OpenAI's Files
+    API) means nothing to another upstream."""
+    if not isinstance(file, dict):
+        raise InvalidRequest(f"'{at}' must be an object with 'file_data'.", param=at)
+    if file.get("file_id") is not None:
+        raise InvalidRequest(
+            f"'{at}.file_id': file references (the Files API) are not supported by this "
+            "deployment; send the file inline as 'file_data' (a base64 data URL).",
+            param=f"{at}.file_id",
+        )
+    file_data = file.get("file_data")
+    if not isinstance(file_data, str) or not file_data:
+        raise InvalidRequest(f"'{at}.file_data' must be a non-empty string.", param=at)
+    where = f"{at}.file_data"
+    name = _optional(file, "filename", str, at) or None
+    if file_data.startswith(("https://", "http://")):
+        # A URL where OpenAI wants the data: kept as a URL-only PDF (as Anthropic's url
+        # documents are), for upstreams that fetch documents themselves.
+        return DocumentPart(media_type="application/pdf", url=file_data, name=name)
+    if not file_data.startswith("data:"):
+        raise InvalidRequest(
+            f"'{where}' must be a base64 data URL (data:application/pdf;base64,...).",
+            param=where,
+        )
+    media_type, data = _data_url(file_data, where, field="", example="application/pdf")
+    return DocumentPart(media_type=media_type, data=data, name=name)
+
+
+def _data_url(
+    url: str, at: str, *, field: str = ".url", example: str = "image/png"
+) -> tuple[str, bytes]:
     """``data:<media type>;base64,<data>`` → (media type, bytes)."""
     header, comma, data = url.partition(",")
-    media_type, _, encoding = header[5:].partition(";")
+    media_type, *params = header[5:].split(";")  # data:text/plain;charset=utf-8;base64
+    encoding = params[-1] if params else ""
     if not comma or encoding.lower() != "base64" or "/" not in media_type:
         raise InvalidRequest(
-            f"'{at}.url' must be a base64 data URL (data:image/png;base64,...).", param=at
+            f"'{at}{field}' must be a base64 data URL (data:{example};base64,...).", param=at
         )
     try:
         return media_type.lower(), base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
-        raise InvalidRequest(f"'{at}.url' holds invalid base64 data.", param=at) from None
+        raise InvalidRequest(f"'{at}{field}' holds invalid base64 data.", param=at) from None
 
 
 def _tool_calls(raw: object, at: str) -> list[ToolCall]:

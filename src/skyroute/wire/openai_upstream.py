@@ -26,6 +26,7 @@ from skyroute.core.chat import (
     ChatResponse,
     Choice,
     ContentPart,
+    DocumentPart,
     Finish,
     FinishReason,
     ImagePart,
@@ -78,9 +79,21 @@ class _ImagePartOut(msgspec.Struct, tag_field="type", tag="image_url"):
     image_url: _ImageUrlOut
 
 
+class _FileOut(msgspec.Struct):
+    file_data: str
+    filename: str
+
+
+class _FilePartOut(msgspec.Struct, tag_field="type", tag="file"):
+    file: _FileOut
+
+
+_PartOut = _TextPartOut | _ImagePartOut | _FilePartOut
+
+
 class _RequestMessage(msgspec.Struct, kw_only=True, omit_defaults=True):
     role: str
-    content: str | list[_TextPartOut | _ImagePartOut] | None = None
+    content: str | list[_PartOut] | None = None
     name: str | None = None
     tool_calls: list[_ToolCallOut] = []
     tool_call_id: str | None = None
@@ -144,7 +157,8 @@ class _ChatBody(msgspec.Struct, kw_only=True, omit_defaults=True):
 def to_openai_body(request: ChatRequest) -> bytes:
     """A chat completions body for ``request``. ``extensions`` (another protocol's own
     fields) are left out: OpenAI refuses parameters it does not know. Raises
-    ``InvalidRequest`` for a tool result holding an image (tool messages are text)."""
+    ``InvalidRequest`` for a tool result holding an image or a document (tool messages
+    are text) and for a URL-only document (file parts carry the file itself)."""
     tools = [
         _ToolDef(function=_FunctionDef(t.name, t.description, t.parameters, t.strict))
         for t in request.tools
@@ -200,9 +214,9 @@ def _request_message(i: int, message: Message) -> _RequestMessage:
             return _RequestMessage(role=message.role, content=parts or "", name=message.name)
 
 
-def _parts_out(i: int, content: list[ContentPart]) -> list[_TextPartOut | _ImagePartOut]:
-    parts: list[_TextPartOut | _ImagePartOut] = []
-    for part in content:
+def _parts_out(i: int, content: list[ContentPart]) -> list[_PartOut]:
+    parts: list[_PartOut] = []
+    for j, part in enumerate(content):
         match part:
             case TextPart(text=text):
                 parts.append(_TextPartOut(text=text))
@@ -211,7 +225,26 @@ def _parts_out(i: int, content: list[ContentPart]) -> list[_TextPartOut | _Image
             case ImagePart(data=bytes(data), media_type=media_type, detail=detail):
                 url = f"data:{media_type or 'image/png'};base64,{base64.b64encode(data).decode()}"
                 parts.append(_ImagePartOut(image_url=_ImageUrlOut(url, detail)))
+            case DocumentPart():
+                parts.append(_file_out(part, f"messages[{i}].content[{j}]"))
     return parts
+
+
+_FILE_EXTENSIONS = {"application/pdf": ".pdf", "text/plain": ".txt"}
+
+
+def _file_out(part: DocumentPart, param: str) -> _FilePartOut:
+    """A ``file`` part with the document inline as a data URL (protocols.md §1)."""
+    if part.data is None:
+        raise InvalidRequest(
+            "Remote document URLs are not fetched for this deployment, and OpenAI-compatible "
+            "upstreams take files inline only; send the document as base64 data.",
+            param=param,
+        )
+    url = f"data:{part.media_type};base64,{base64.b64encode(part.data).decode()}"
+    # OpenAI wants a filename with file_data.
+    name = part.name or "document" + _FILE_EXTENSIONS.get(part.media_type, "")
+    return _FilePartOut(file=_FileOut(file_data=url, filename=name))
 
 
 def _tool_choice_out(choice: ToolChoice | None) -> str | _NamedToolChoice | None:

@@ -16,6 +16,7 @@ from skyroute.core.chat import (
     ChatRequest,
     ChatResponse,
     Choice,
+    DocumentPart,
     Finish,
     FinishReason,
     ImagePart,
@@ -398,7 +399,14 @@ def test_refusals_name_the_field_as_anthropic_does(
 @pytest.mark.parametrize(
     ("block", "param"),
     [
-        ({"type": "document", "source": {"type": "text", "data": "x"}}, "messages.0.content.0"),
+        (
+            {"type": "document", "source": {"type": "file", "file_id": "file_1"}},
+            "messages.0.content.0.source",
+        ),
+        (
+            {"type": "document", "source": {"type": "text", "data": "x"}},
+            "messages.0.content.0.source.media_type",
+        ),
         (
             {"type": "image", "source": {"type": "file", "file_id": "file_1"}},
             "messages.0.content.0.source",
@@ -1317,3 +1325,76 @@ def test_writer_frames_always_accumulate_to_the_text_and_thinking_sent(
     starts = [d["index"] for n, d in parsed if n == "content_block_start"]
     stops = [d["index"] for n, d in parsed if n == "content_block_stop"]
     assert starts == stops == list(range(len(starts)))
+
+
+# --- documents ------------------------------------------------------------------------
+
+
+def test_document_blocks_become_document_parts() -> None:
+    blocks = [
+        {
+            "type": "document",
+            "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERg=="},
+            "title": "Report",
+            "context": "dropped",
+            "citations": {"enabled": True},
+            "cache_control": {"type": "ephemeral"},
+        },
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "hé"}},
+        {"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}},
+    ]
+    parsed = parse_messages_request(inbound(messages=[{"role": "user", "content": blocks}]))
+    assert parsed.messages[0].content == [
+        DocumentPart(
+            media_type="application/pdf",
+            data=b"%PDF",
+            name="Report",
+            cache_control=CacheControl(type="ephemeral"),
+        ),
+        DocumentPart(media_type="text/plain", data="hé".encode()),
+        DocumentPart(media_type="application/pdf", url="https://example.com/a.pdf"),
+    ]
+
+
+def test_documents_go_back_as_base64_text_or_url_sources() -> None:
+    parts = [
+        DocumentPart(media_type="application/pdf", data=b"%PDF", name="Report"),
+        DocumentPart(media_type="text/plain", data="hé".encode()),
+        DocumentPart(media_type="application/pdf", url="https://example.com/a.pdf"),
+    ]
+    sent = upstream(request(Message(role="user", content=[*parts, text("read")])))
+    assert sent["messages"][0]["content"][:3] == [
+        {
+            "type": "document",
+            "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERg=="},
+            "title": "Report",
+        },
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "hé"}},
+        {"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}},
+    ]
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        DocumentPart(media_type="text/csv", data=b"a,b"),
+        DocumentPart(media_type="text/plain", data=b"\xff"),
+    ],
+)
+def test_documents_anthropic_cannot_take_are_refused(part: DocumentPart) -> None:
+    error = refused_upstream(request(Message(role="user", content=[part])))
+    assert error.param == "messages[0].content[0]"
+
+
+def test_a_document_in_a_tool_result_goes_back_in_the_tool_result() -> None:
+    call = ToolCall(id="t1", name="f", arguments="{}")
+    doc = DocumentPart(media_type="application/pdf", data=b"%PDF")
+    sent = upstream(
+        request(
+            Message(role="user", content=[text("go")]),
+            Message(role="assistant", tool_calls=[call]),
+            Message(role="tool", tool_call_id="t1", content=[doc]),
+        )
+    )
+    result = sent["messages"][2]["content"][0]
+    assert result["content"][0]["type"] == "document"

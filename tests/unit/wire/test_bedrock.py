@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
+import re
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from hypothesis import strategies as st
 
 from skyroute.core.chat import (
     ChatRequest,
+    DocumentPart,
     Finish,
     FinishReason,
     ImagePart,
@@ -47,6 +50,7 @@ from skyroute.wire.bedrock import (
     model_family,
     to_converse,
 )
+from skyroute.wire.bedrock_request import document_name
 from skyroute.wire.openai_chat import response_to_openai, to_canonical
 
 CLAUDE = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -596,3 +600,82 @@ def test_rejections_never_echo_the_upstream_text() -> None:
 def test_an_unreadable_error_body_still_maps_by_type_and_status() -> None:
     assert type(map_bedrock_error(503, None, b"<html>")) is UpstreamUnavailable
     assert type(map_bedrock_error(400, "ValidationException", b"")) is UpstreamBadRequest
+
+
+# --- documents ------------------------------------------------------------------------
+
+PDF = b"%PDF-1.4\n%%EOF\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Q3 report", "Q3 report"),
+        ("report.pdf", "report-pdf"),
+        ("a_b/c:d", "a-b-c-d"),
+        ("  two   spaces\tand\nlines  ", "two spaces and lines"),
+        ("Notes (v2) [draft]", "Notes (v2) [draft]"),
+        ("café", "caf-"),
+        ("x" * 250, "x" * 200),
+        ("...", "document-3"),
+        ("", "document-3"),
+        (None, "document-3"),
+    ],
+)
+def test_document_names_keep_only_what_bedrock_allows(name: str | None, expected: str) -> None:
+    assert document_name(name, 3) == expected
+
+
+@given(st.text(max_size=300))
+def test_any_document_name_becomes_one_bedrock_accepts(name: str) -> None:
+    cleaned = document_name(name, 1)
+    assert 0 < len(cleaned) <= 200
+    assert re.fullmatch(r"[A-Za-z0-9 ()\[\]-]+", cleaned)
+    assert "  " not in cleaned and cleaned == cleaned.strip()
+
+
+def test_documents_become_document_blocks_with_distinct_names() -> None:
+    doc = DocumentPart(media_type="application/pdf", data=PDF, name="a.pdf")
+    body = converse(
+        chat(
+            Message(role="user", content=[TextPart(text="read"), doc, doc]),
+            Message(role="user", content=[DocumentPart(media_type="text/markdown", data=b"# x")]),
+        )
+    )
+    blocks = [b["document"] for b in body["messages"][0]["content"] if "document" in b]
+    assert [(b["format"], b["name"]) for b in blocks] == [
+        ("pdf", "a-pdf"),
+        ("pdf", "a-pdf (2)"),
+        ("md", "document-3"),
+    ]
+    assert blocks[0]["source"] == {"bytes": base64.b64encode(PDF).decode()}
+
+
+def test_documents_in_tool_results_are_kept() -> None:
+    call = ToolCall(id="t1", name="f", arguments="{}")
+    body = converse(
+        chat(
+            text("user", "go"),
+            Message(role="assistant", tool_calls=[call]),
+            Message(
+                role="tool",
+                tool_call_id="t1",
+                content=[DocumentPart(media_type="text/csv", data=b"a,b", name="data")],
+            ),
+        )
+    )
+    result = body["messages"][2]["content"][0]["toolResult"]["content"]
+    assert result[0]["document"]["format"] == "csv"
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        DocumentPart(media_type="application/pdf", url="https://example.com/a.pdf"),
+        DocumentPart(media_type="application/zip", data=b"PK"),
+        DocumentPart(media_type="application/pdf", data=b""),
+    ],
+)
+def test_documents_bedrock_cannot_take_are_refused(part: DocumentPart) -> None:
+    error = refused(chat(Message(role="user", content=[TextPart(text="x"), part])))
+    assert error.param == "messages[0].content[1]"

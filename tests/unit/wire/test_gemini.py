@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from skyroute.core.chat import (
     ChatRequest,
+    DocumentPart,
     Finish,
     Message,
     Reasoning,
@@ -604,3 +605,25 @@ def test_messages_never_carry_urls_keys_projects_or_emails() -> None:
     wrapped = b'[{"error": {"code": 404, "message": "projects/acme", "status": "NOT_FOUND"}}]'
     rejected = map_google_error(404, wrapped)
     assert isinstance(rejected, UpstreamRejected) and "acme" not in rejected.message
+
+
+def test_documents_go_inline_and_url_only_or_tool_result_ones_are_refused() -> None:
+    doc = DocumentPart(media_type="application/pdf", data=b"%PDF")
+    body = sent(request(Message(role="user", content=[TextPart(text="read"), doc])))
+    assert body["contents"][0]["parts"][1] == {
+        "inlineData": {"mimeType": "application/pdf", "data": "JVBERg=="}
+    }
+    url_only = DocumentPart(media_type="application/pdf", url="https://example.com/a.pdf")
+    with pytest.raises(InvalidRequest) as caught:
+        to_gemini(request(Message(role="user", content=[url_only])))
+    assert caught.value.param == "messages[0].content[0]"
+    call = ToolCall(id="t1", name="f", arguments="{}")
+    with pytest.raises(InvalidRequest) as caught:
+        to_gemini(
+            request(
+                user("go"),
+                Message(role="assistant", tool_calls=[call]),
+                Message(role="tool", tool_call_id="t1", content=[doc]),
+            )
+        )
+    assert caught.value.param == "messages[2].content[0]"

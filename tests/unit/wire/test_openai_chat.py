@@ -15,6 +15,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from skyroute.core.chat import (
     ChatResponse,
     Choice,
+    DocumentPart,
     Finish,
     ImagePart,
     Message,
@@ -400,3 +401,37 @@ def test_reasoning_deltas_carry_text_and_signature() -> None:
 def test_any_text_is_escaped_into_valid_json(text: str) -> None:
     (chunk,) = _chunks([TextDelta(text=text)])
     assert chunk["choices"][0]["delta"]["content"] == text
+
+
+# --- documents ------------------------------------------------------------------------
+
+
+def test_file_parts_become_documents() -> None:
+    pdf = "data:application/pdf;base64,JVBERg=="
+    text_file = "data:text/plain;charset=utf-8;base64,aGk="
+    parts = [
+        {"type": "file", "file": {"file_data": pdf, "filename": "a.pdf"}},
+        {"type": "file", "file": {"file_data": text_file}},
+        {"type": "file", "file": {"file_data": "https://example.com/r.pdf"}},
+    ]
+    assert to_canonical(body(user(parts))).messages[0].content == [
+        DocumentPart(media_type="application/pdf", data=b"%PDF", name="a.pdf"),
+        DocumentPart(media_type="text/plain", data=b"hi"),
+        DocumentPart(media_type="application/pdf", url="https://example.com/r.pdf"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("file", "param"),
+    [
+        ({"file_id": "file-abc"}, "messages[0].content[0].file.file_id"),
+        ({"file_data": "JVBERg=="}, "messages[0].content[0].file.file_data"),
+        ({"file_data": "data:application/pdf;base64,@@"}, "messages[0].content[0].file.file_data"),
+        (
+            {"file_data": "data:application/pdf;base64,JVBERg==", "filename": 1},
+            "messages[0].content[0].file.filename",
+        ),
+    ],
+)
+def test_file_parts_that_cannot_be_documents_are_refused(file: dict[str, Any], param: str) -> None:
+    assert refused(body(user([{"type": "file", "file": file}]))).param == param

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from skyroute.core.chat import (
     ChatRequest,
+    DocumentPart,
     Finish,
     ImagePart,
     Message,
@@ -383,3 +384,36 @@ def test_the_reader_inverts_the_chunk_writer(events: list[StreamEvent], calls: l
         Finish(reason=e.reason, raw_reason=e.reason) if isinstance(e, Finish) else e for e in sent
     ]
     assert got == expected
+
+
+def test_documents_become_file_parts_with_a_filename() -> None:
+    body = body_of(
+        Message(
+            role="user",
+            content=[
+                DocumentPart(media_type="application/pdf", data=b"%PDF"),
+                DocumentPart(media_type="text/plain", data=b"hi", name="notes"),
+            ],
+        )
+    )
+    assert body["messages"][0]["content"] == [
+        {
+            "type": "file",
+            "file": {
+                "file_data": "data:application/pdf;base64,JVBERg==",
+                "filename": "document.pdf",
+            },
+        },
+        {"type": "file", "file": {"file_data": "data:text/plain;base64,aGk=", "filename": "notes"}},
+    ]
+
+
+def test_url_only_documents_and_documents_in_tool_results_are_refused() -> None:
+    url_only = DocumentPart(media_type="application/pdf", url="https://example.com/a.pdf")
+    with pytest.raises(InvalidRequest) as caught:
+        body_of(Message(role="user", content=[url_only]))
+    assert caught.value.param == "messages[0].content[0]"
+    doc = DocumentPart(media_type="application/pdf", data=b"%PDF")
+    with pytest.raises(InvalidRequest) as caught:
+        body_of(Message(role="tool", tool_call_id="t1", content=[doc]))
+    assert caught.value.param == "messages[0].content"
