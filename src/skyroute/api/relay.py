@@ -131,13 +131,13 @@ async def relay_stream(
         with state.lifecycle.stream():
             error = await relay.run_until_drained()
         if error is None:
-            body = output.done()
+            body = relay.take_buffered() + output.done()
             await ctx.send({"type": "http.response.body", "body": body, "more_body": False})
             await relay.release_upstream()
         else:
             if error.fault is Fault.PROVIDER:
                 served.deployment.breaker.record_failure(state.clock())
-            body = output.error(error)
+            body = relay.take_buffered() + output.error(error)
             await ctx.send({"type": "http.response.body", "body": body, "more_body": False})
     finally:
         stream.response.close()
@@ -148,6 +148,7 @@ class _Relay:
     """One stream's relay: what it has seen (open choices, usage) and how to go on."""
 
     __slots__ = (
+        "_buffer",
         "_idle",
         "_open",
         "_output",
@@ -173,6 +174,7 @@ class _Relay:
         self._idle = idle
         self._open: set[int] = set()
         self._saw_choices = False
+        self._buffer: list[bytes] = []
         self.usage: Usage | None = None
 
     async def run_until_drained(self) -> GatewayError | None:
@@ -187,24 +189,41 @@ class _Relay:
             return _shutting_down()
 
     async def run(self) -> GatewayError | None:
-        """Relay until the stream is complete (``None``) or must end with an error."""
+        """Relay until the stream is complete (``None``) or must end with an error.
+
+        Chunks that arrived in the same upstream read leave in one write: a fast upstream's
+        20-event answer costs one or two sends instead of twenty, while a paced stream
+        still goes out chunk by chunk as it comes.
+        """
         for data in self._stream.held:
-            finished = await self._relay(data)
+            finished = self._relay(data)
             if finished is not False:
                 return finished
         while True:
+            await self._flush()
             data, error = await self._next()
-            if error is not None:
-                return error
-            if data is None:
+            while error is None and data is not None:
+                finished = self._relay(data)
+                if finished is not False:
+                    return finished
+                data, error = self._ready()
+                if data is None and error is None:
+                    break
+            else:
+                if error is not None:
+                    return error
                 if self._saw_choices and not self._open:
                     return None  # complete, just no [DONE]
                 return UpstreamUnavailable("The upstream closed the stream before it was complete.")
-            finished = await self._relay(data)
-            if finished is not False:
-                return finished
 
-    async def _relay(self, data: bytes) -> GatewayError | bool | None:
+    def _ready(self) -> tuple[bytes | None, GatewayError | None]:
+        """A chunk already read and decoded, without waiting; ``(None, None)`` if none."""
+        try:
+            return self._stream.events.ready(), None
+        except GatewayError as error:
+            return None, error
+
+    def _relay(self, data: bytes) -> GatewayError | bool | None:
         """Forward one chunk. ``False``: go on; ``None``: complete; an error: end with it."""
         if data == _DONE:
             return None
@@ -224,7 +243,7 @@ class _Relay:
         if usage_only:
             self.usage = probe.usage
         try:
-            await self._forward(data, usage_only=usage_only)
+            self._forward(data, usage_only=usage_only)
         except GatewayError as error:
             return error  # the client's protocol could not express what came
         return None if usage_only else False  # the usage chunk is a stream's last
@@ -249,10 +268,21 @@ class _Relay:
         except GatewayError as error:
             return None, error
 
-    async def _forward(self, data: bytes, *, usage_only: bool) -> None:
+    def _forward(self, data: bytes, *, usage_only: bool) -> None:
         body = self._output.chunk(data, usage_only=usage_only)
         if body:
+            self._buffer.append(body)
+
+    async def _flush(self) -> None:
+        if self._buffer:
+            body = self.take_buffered()
             await self._send({"type": "http.response.body", "body": body, "more_body": True})
+
+    def take_buffered(self) -> bytes:
+        """What was relayed but not yet sent; the caller sends it (with the stream's end)."""
+        body = b"".join(self._buffer)
+        self._buffer.clear()
+        return body
 
     async def release_upstream(self) -> None:
         """Read the upstream's ``[DONE]`` and end of body, briefly, to keep its connection."""

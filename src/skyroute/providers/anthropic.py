@@ -104,6 +104,14 @@ class AnthropicSSEChunks:
             self._write(self._translator.feed(event.event or "", event.data))
         return self._pending.popleft()
 
+    def ready(self) -> bytes | None:
+        while not self._pending:
+            event = self._reader.ready()
+            if event is None:
+                return None
+            self._write(self._translator.feed(event.event or "", event.data))
+        return self._pending.popleft()
+
     def _write(self, events: list[StreamEvent]) -> None:
         for canonical in events:
             self._pending.extend(self._writer.write(canonical))

@@ -82,6 +82,11 @@ class UpstreamEvents(Protocol):
 
     async def next_event(self, timeout: float) -> bytes | None: ...
 
+    def ready(self) -> bytes | None:
+        """A payload already read and decoded, returned without waiting; ``None`` if the
+        next one needs more bytes from the upstream."""
+        ...
+
 
 class Provider(abc.ABC):
     """One configured upstream (an entry under ``providers:``)."""

@@ -202,6 +202,9 @@ class ConverseChunks:
             self._translate(chunk)
         return self._pending.popleft()
 
+    def ready(self) -> bytes | None:
+        return self._pending.popleft() if self._pending else None
+
     def _translate(self, chunk: bytes) -> None:
         try:
             messages = self._decoder.feed(chunk)

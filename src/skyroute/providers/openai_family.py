@@ -31,6 +31,10 @@ class SSEChunks:
             raise UpstreamProtocolError("The upstream sent a malformed stream.") from None
         return None if event is None else event.data
 
+    def ready(self) -> bytes | None:
+        event = self._reader.ready()
+        return None if event is None else event.data
+
 
 class OpenAIFamily(Provider):
     """Base for providers that speak OpenAI's chat completions on the wire."""

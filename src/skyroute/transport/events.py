@@ -40,3 +40,7 @@ class EventReader:
                 if event.data or event.event:
                     self._pending.append(event)
         return self._pending.popleft()
+
+    def ready(self) -> SSEEvent | None:
+        """An event already decoded from bytes read earlier, or ``None``; never waits."""
+        return self._pending.popleft() if self._pending else None
