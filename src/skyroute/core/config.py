@@ -261,7 +261,9 @@ def _dec_hook(kind: type, value: Any) -> Any:
         if isinstance(value, str):
             return Secret(value)
         raise msgspec.ValidationError("expected a string")
-    raise NotImplementedError
+    # msgspec's dec_hook protocol: NotImplementedError means "not a type this hook
+    # handles", and msgspec then reports its own error with the field's path.
+    raise NotImplementedError(f"no decoder for {kind!r}")
 
 
 def _convert(value: object, kind: Any, path: str, errors: list[str]) -> Any:

@@ -34,7 +34,7 @@ from skyroute.wire.anthropic import (
     map_anthropic_error,
     to_anthropic,
 )
-from skyroute.wire.openai_chat import OpenAIChunkWriter, response_to_openai
+from skyroute.wire.openai_response import OpenAIChunkWriter, response_to_openai
 
 
 def anthropic_body(call: ChatCall, dialect: Dialect) -> bytes:

@@ -46,7 +46,7 @@ from skyroute.wire.bedrock import (
     model_family,
     to_converse,
 )
-from skyroute.wire.openai_chat import OpenAIChunkWriter, response_to_openai
+from skyroute.wire.openai_response import OpenAIChunkWriter, response_to_openai
 
 _EVENT_STREAM = "application/vnd.amazon.eventstream"
 

@@ -41,7 +41,7 @@ from skyroute.transport.sse import SSEError
 from skyroute.wire.anthropic import map_anthropic_error
 from skyroute.wire.gemini import GeminiStreamTranslator, from_gemini, map_google_error, to_gemini
 from skyroute.wire.openai import probe_response, upstream_chat_body
-from skyroute.wire.openai_chat import OpenAIChunkWriter, response_to_openai
+from skyroute.wire.openai_response import OpenAIChunkWriter, response_to_openai
 
 _ANTHROPIC_ERROR = re.compile(rb'"type"\s*:\s*"error"')
 
