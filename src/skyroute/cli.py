@@ -1,4 +1,4 @@
-"""``skyroute``: serve, check, emulate, demo."""
+"""``skyroute``: serve, check, emulate, demo; migrate, teams, keys, usage (``cli_admin``)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from skyroute.cli_admin import add_commands
 from skyroute.core.config import ConfigError
 
 
@@ -55,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="scripted failover run against emulated clouds, printing who served what"
     )
     demo.set_defaults(run=_demo)
+
+    add_commands(commands)
     return parser
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import msgspec
 
+from skyroute.api.accounting import Meter
 from skyroute.api.chat import ChatEngine, served_headers
 from skyroute.api.context import RequestContext
 from skyroute.api.relay import relay_stream
@@ -32,19 +33,28 @@ class Messages:
     async def __call__(self, ctx: RequestContext) -> None:
         canonical = anthropic.parse_messages_request(ctx.body)
         request = _as_openai_request(canonical, len(ctx.body))
-        served = await self._engine.serve(ctx, request)
+        meter = self._engine.admit(ctx, request)
+        try:
+            await self._serve(ctx, request, meter)
+        finally:
+            meter.close()
+
+    async def _serve(self, ctx: RequestContext, request: ChatRequest, meter: Meter) -> None:
+        served = await self._engine.serve(ctx, request, meter)
         result = served.result
         message_id = "msg_" + ctx.request_id
+        headers = served_headers(ctx.request_id, served)
         if isinstance(result, Answer):
             self._engine.record_tokens(served.deployment, result.usage)
-            headers = served_headers(ctx.request_id, served)
             response = from_openai_response(result.body)
             body = anthropic.response_to_anthropic(msgspec.structs.replace(response, id=message_id))
             await send_json(ctx.send, 200, body, headers)
         else:
-            headers = served_headers(ctx.request_id, served)
             output = AnthropicOutput(message_id, served.deployment.config.model)
-            usage = await relay_stream(self._engine.state, ctx, output, result, headers, served)
+            state = self._engine.state
+            usage = await relay_stream(
+                state, ctx, output, result, headers, served, meter.stream_ended
+            )
             self._engine.record_tokens(served.deployment, usage)
 
 

@@ -9,11 +9,14 @@ free to fail over; after it, a stream can only end with an in-band error.
 
 from __future__ import annotations
 
+import asyncio
+
+from skyroute.api.accounting import Meter
 from skyroute.api.context import RequestContext
 from skyroute.api.relay import OpenStream, open_stream
 from skyroute.api.responses import JSON, base_headers
 from skyroute.api.state import GatewayState
-from skyroute.core.errors import GatewayError, ModelNotFound
+from skyroute.core.errors import GatewayError, InternalError, ModelNotFound
 from skyroute.core.usage import Usage
 from skyroute.providers.base import Answer, ChatCall, Provider, map_transport_error
 from skyroute.routing.attempts import Served
@@ -30,10 +33,43 @@ class ChatEngine:
     def __init__(self, state: GatewayState) -> None:
         self.state = state
 
-    async def serve(self, ctx: RequestContext, request: ChatRequest) -> Served[Answer | OpenStream]:
-        """Run the attempt loop; the result is a complete answer or an opened stream."""
-        if request.model not in self.state.routes:
-            raise ModelNotFound(request.model)
+    def admit(self, ctx: RequestContext, request: ChatRequest) -> Meter:
+        """Check the caller may send this request now (model, limits, budget) and open
+        its accounting; raises ``ModelNotFound``, ``RateLimited`` or ``QuotaExceeded``.
+        The caller must ``close`` the meter when the request is over."""
+        state = self.state
+        caller = ctx.caller
+        assert caller is not None, "the server authenticates before it dispatches"
+        model = request.model
+        if model not in state.routes:
+            raise ModelNotFound(model)
+        prompt_tokens = request.prompt_chars // 4
+        ticket = state.gate.admit(
+            caller,
+            model,
+            prompt_tokens=prompt_tokens,
+            max_tokens=_max_tokens(request),
+            price=state.reserve_price[model],
+        )
+        return Meter(
+            sink=state.usage,
+            gate=state.gate,
+            ticket=ticket,
+            pricing=state,
+            caller=caller,
+            logical_id=ctx.request_id,
+            model=model,
+            stream=request.stream,
+            prompt_estimate=prompt_tokens,
+            clock=state.clock,
+            wall_clock=state.wall_clock,
+        )
+
+    async def serve(
+        self, ctx: RequestContext, request: ChatRequest, meter: Meter
+    ) -> Served[Answer | OpenStream]:
+        """Run the attempt loop; the result is a complete answer or an opened stream.
+        Every attempt leaves its row in ``meter`` (an opened stream's, when it ends)."""
         created = int(self.state.wall_clock())
 
         async def attempt(
@@ -46,7 +82,23 @@ class ChatEngine:
                 attempt=number,
                 created=created,
             )
-            return await self._attempt(call, deployment, remaining)
+            meter.attempt_started(number)
+            try:
+                result = await self._attempt(call, deployment, remaining)
+            except GatewayError as error:
+                meter.attempt_failed(deployment, number, error)
+                raise
+            except asyncio.CancelledError:
+                meter.attempt_cancelled(deployment, number)
+                raise
+            except Exception:
+                meter.attempt_failed(deployment, number, InternalError())
+                raise
+            if isinstance(result, Answer):
+                meter.answered(deployment, number, result.usage)
+            else:
+                meter.stream_opened(deployment, number)
+            return result
 
         est_tokens = request.prompt_chars // 4
         return await self.state.attempts.run(request.model, attempt, est_tokens=est_tokens)
@@ -108,6 +160,12 @@ class ChatEngine:
     def record_tokens(self, deployment: DeploymentState, usage: Usage | None) -> None:
         if usage is not None:
             deployment.quota.record_tokens(self.state.clock(), usage.tokens)
+
+
+def _max_tokens(request: ChatRequest) -> int | None:
+    body = request.body
+    value = body.get("max_completion_tokens", body.get("max_tokens"))
+    return value if isinstance(value, int) and value >= 0 else None
 
 
 def served_headers(request_id: str, served: Served[object]) -> list[tuple[bytes, bytes]]:

@@ -37,6 +37,8 @@ class _ModelList(msgspec.Struct):
 
 
 async def models_list(state: GatewayState, ctx: RequestContext) -> None:
-    """The model names clients may ask for (not the upstream deployments behind them)."""
-    body = msgspec.json.encode(_ModelList([_Model(name) for name in state.routes]))
+    """The model names this caller may ask for (not the upstream deployments behind them)."""
+    caller = ctx.caller
+    names = [n for n in state.routes if caller is None or caller.key.allows_model(n)]
+    body = msgspec.json.encode(_ModelList([_Model(name) for name in names]))
     await send_json(ctx.send, 200, body, base_headers(ctx.request_id, JSON))

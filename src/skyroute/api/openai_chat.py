@@ -17,16 +17,23 @@ class ChatCompletions:
 
     async def __call__(self, ctx: RequestContext) -> None:
         request = parse_chat_request(ctx.body)
-        served = await self._engine.serve(ctx, request)
-        headers = served_headers(ctx.request_id, served)
-        result = served.result
-        if isinstance(result, Answer):
-            self._engine.record_tokens(served.deployment, result.usage)
-            await send_json(ctx.send, 200, result.body, headers)
-        else:
-            output = OpenAIOutput(request.include_usage)
-            usage = await relay_stream(self._engine.state, ctx, output, result, headers, served)
-            self._engine.record_tokens(served.deployment, usage)
+        meter = self._engine.admit(ctx, request)
+        try:
+            served = await self._engine.serve(ctx, request, meter)
+            headers = served_headers(ctx.request_id, served)
+            result = served.result
+            if isinstance(result, Answer):
+                self._engine.record_tokens(served.deployment, result.usage)
+                await send_json(ctx.send, 200, result.body, headers)
+            else:
+                output = OpenAIOutput(request.include_usage)
+                state = self._engine.state
+                usage = await relay_stream(
+                    state, ctx, output, result, headers, served, meter.stream_ended
+                )
+                self._engine.record_tokens(served.deployment, usage)
+        finally:
+            meter.close()
 
 
 class OpenAIOutput:

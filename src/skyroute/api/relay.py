@@ -18,6 +18,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Protocol
 
+from skyroute.api.accounting import StreamOutcome
 from skyroute.api.context import RequestContext, Send
 from skyroute.api.state import GatewayState
 from skyroute.core.errors import (
@@ -121,15 +122,20 @@ async def relay_stream(
     stream: OpenStream,
     headers: list[tuple[bytes, bytes]],
     served: Served[object],
+    on_end: Callable[[StreamOutcome], None],
 ) -> Usage | None:
-    """Send the stream to the client; returns the usage it reported, if any."""
-    headers.append((b"cache-control", b"no-cache"))
-    await ctx.send({"type": "http.response.start", "status": 200, "headers": headers})
-    idle = state.route_of[served.deployment.key].config.timeouts.idle
-    relay = _Relay(state, stream, ctx.send, output, idle)
+    """Send the stream to the client; returns the usage it reported, if any.
+
+    ``on_end`` hears how the stream ended before the client sees its end (so the usage is
+    recorded before the answer is complete), or, if the client leaves, as it leaves."""
+    relay = _Relay(state, stream, ctx.send, output, 0.0)
     try:
+        headers.append((b"cache-control", b"no-cache"))
+        await ctx.send({"type": "http.response.start", "status": 200, "headers": headers})
+        relay.idle = state.route_of[served.deployment.key].config.timeouts.idle
         with state.lifecycle.stream():
             error = await relay.run_until_drained()
+        on_end(relay.outcome(error, cancelled=False))
         if error is None:
             body = relay.take_buffered() + output.done()
             await ctx.send({"type": "http.response.body", "body": body, "more_body": False})
@@ -139,6 +145,9 @@ async def relay_stream(
                 served.deployment.breaker.record_failure(state.clock())
             body = relay.take_buffered() + output.error(error)
             await ctx.send({"type": "http.response.body", "body": body, "more_body": False})
+    except BaseException:
+        on_end(relay.outcome(None, cancelled=True))  # a no-op if it was heard already
+        raise
     finally:
         stream.response.close()
     return relay.usage
@@ -149,13 +158,15 @@ class _Relay:
 
     __slots__ = (
         "_buffer",
-        "_idle",
         "_open",
         "_output",
         "_saw_choices",
         "_send",
         "_state",
         "_stream",
+        "chunks",
+        "finish_reason",
+        "idle",
         "usage",
     )
 
@@ -171,11 +182,22 @@ class _Relay:
         self._stream = stream
         self._send = send
         self._output = output
-        self._idle = idle
+        self.idle = idle
         self._open: set[int] = set()
         self._saw_choices = False
         self._buffer: list[bytes] = []
         self.usage: Usage | None = None
+        self.chunks = 0  # chunks with choices relayed: a token estimate if usage never comes
+        self.finish_reason: str | None = None
+
+    def outcome(self, error: GatewayError | None, *, cancelled: bool) -> StreamOutcome:
+        return StreamOutcome(
+            usage=self.usage,
+            chunks=self.chunks,
+            finish_reason=self.finish_reason,
+            error=error,
+            cancelled=cancelled,
+        )
 
     async def run_until_drained(self) -> GatewayError | None:
         """``run``, unless the drain deadline cancels it: then the stream is told why."""
@@ -233,12 +255,15 @@ class _Relay:
             return UpstreamProtocolError("The upstream sent a malformed stream chunk.")
         if probe.failed:
             return UpstreamUnavailable("The upstream reported an error mid-stream.")
+        if probe.choices:
+            self.chunks += 1
         for choice in probe.choices:
             self._saw_choices = True
             if choice.finish_reason is None:
                 self._open.add(choice.index)
             else:
                 self._open.discard(choice.index)
+                self.finish_reason = choice.finish_reason
         usage_only = probe.usage is not None and not probe.choices
         if usage_only:
             self.usage = probe.usage
@@ -250,7 +275,7 @@ class _Relay:
 
     async def _next(self) -> tuple[bytes | None, GatewayError | None]:
         lifecycle = self._state.lifecycle
-        timeout = self._idle
+        timeout = self.idle
         if lifecycle.drain_deadline is not None:
             timeout = min(timeout, lifecycle.drain_deadline - self._state.clock())
             if timeout <= 0:

@@ -171,7 +171,25 @@ ProviderConfig = (
 
 
 class AuthConfig(_Section, frozen=True):
+    """``root_secret`` derives the keys that hash virtual keys (and, later, encrypt stored
+    secrets and sign sessions). Unset, the master key is the root secret: then changing the
+    master key invalidates every virtual key, so production configs should set both."""
+
     master_key: Secret | None = None
+    root_secret: Secret | None = None
+
+
+class StoreConfig(_Section, frozen=True):
+    """Where state lives. ``database_url`` unset: a SQLite file in ``data_dir``; set
+    (``postgresql://user:pass@host/db``): PostgreSQL. The usage outbox is always a local
+    directory (``data_dir/outbox``): spend is written there before a response completes
+    and shipped to the database in batches."""
+
+    database_url: Secret | None = None
+    data_dir: str = "skyroute-data"
+    outbox_fsync: bool = False
+    key_refresh_seconds: float = 5.0
+    startup_timeout: float = 30.0
 
 
 class ServerConfig(_Section, frozen=True):
@@ -187,6 +205,10 @@ class Config(_Section, frozen=True):
     providers: dict[str, ProviderConfig] = {}
     models: dict[str, ModelConfig] = {}
     server: ServerConfig = ServerConfig()
+    store: StoreConfig = StoreConfig()
+    # Price overrides ({"version"?, "entries": [...]}), merged over the shipped table and
+    # checked by ``governance.prices`` when the config is loaded.
+    prices: dict[str, Any] = {}
 
 
 class ConfigError(Exception):
@@ -213,10 +235,17 @@ def parse_config(data: object, env: Mapping[str, str]) -> Config:
 
     auth = _convert(data.get("auth", {}), AuthConfig, "auth", errors) or AuthConfig()
     server = _convert(data.get("server", {}), ServerConfig, "server", errors) or ServerConfig()
+    store = _convert(data.get("store", {}), StoreConfig, "store", errors) or StoreConfig()
+    prices = data.get("prices") or {}
+    if not isinstance(prices, dict):
+        errors.append("prices: expected a mapping")
+        prices = {}
     providers = _convert_each(data.get("providers", {}), ProviderConfig, "providers", errors)
     models = _convert_models(data.get("models", {}), errors)
 
-    config = Config(auth=auth, providers=providers, models=models, server=server)
+    config = Config(
+        auth=auth, providers=providers, models=models, server=server, store=store, prices=prices
+    )
     errors.extend(_check_references(data.get("models"), _names(data.get("providers"))))
     errors.extend(_check_values(config))
     if errors:
@@ -358,6 +387,15 @@ def _check_values(config: Config) -> list[str]:
         errors.append("server.max_body_bytes: must be at least 1024")
     if config.server.drain_seconds < 0:
         errors.append("server.drain_seconds: must not be negative")
+    if not config.store.data_dir:
+        errors.append("store.data_dir: must not be empty")
+    if not 0 < config.store.key_refresh_seconds <= 300:
+        errors.append("store.key_refresh_seconds: must be between 0 and 300")
+    if config.store.startup_timeout <= 0:
+        errors.append("store.startup_timeout: must be positive")
+    url = config.store.database_url
+    if url is not None and not url.reveal().startswith(("postgresql://", "postgres://", "sqlite")):
+        errors.append("store.database_url: expected postgresql://... (or sqlite:///path)")
     return errors
 
 

@@ -11,7 +11,12 @@ through its own table, and the server edge maps anything else to ``InternalError
     ├── ClientError                    the caller's request is wrong (4xx, never retried)
     │   ├── InvalidRequest             400 invalid_request_error
     │   ├── AuthenticationFailed       401 (one body for every bad key)
-    │   ├── ModelNotFound              404 model_not_found
+    │   ├── PermissionDenied           403 an admin action outside the caller's role or team
+    │   ├── ModelNotFound              404 model_not_found (also: not on the key's list)
+    │   ├── ObjectNotFound             404 an admin object (key, team) that does not exist
+    │   ├── Conflict                   409 an admin object that already exists
+    │   ├── RateLimited                429 rate_limit_exceeded: a key's or team's own limit
+    │   ├── QuotaExceeded              429 insufficient_quota: a key's or team's budget
     │   ├── RouteNotFound              404 for unknown paths
     │   ├── MethodNotAllowed           405
     │   ├── BodyTooLarge               413
@@ -100,6 +105,38 @@ class AuthenticationFailed(ClientError):
     def __init__(self) -> None:
         # One message for every kind of bad key, so keys cannot be enumerated.
         super().__init__("Invalid or missing API key.")
+
+
+class PermissionDenied(ClientError):
+    status = 403
+    error_type = "permission_error"
+    code = "permission_denied"
+
+
+class ObjectNotFound(ClientError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ClientError):
+    status = 409
+    code = "conflict"
+
+
+class RateLimited(ClientError):
+    """The caller's own key or team limit (requests, tokens or parallel requests)."""
+
+    status = 429
+    error_type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+class QuotaExceeded(ClientError):
+    """The caller's key or team budget is spent for the period (OpenAI's wording)."""
+
+    status = 429
+    error_type = "insufficient_quota"
+    code = "insufficient_quota"
 
 
 class ModelNotFound(ClientError):

@@ -32,12 +32,19 @@ from skyroute.core.errors import (
     InvalidRequest,
     MethodNotAllowed,
     RouteNotFound,
+    ServiceUnavailable,
 )
-from skyroute.governance.auth import authenticate
+from skyroute.governance.budget import BudgetLedger
+from skyroute.governance.directory import KeyDirectory
+from skyroute.governance.gate import Gate
+from skyroute.governance.keys import KeyHasher
+from skyroute.governance.limits import MemoryLimits
+from skyroute.governance.prices import Price, PriceTable, load_default, with_overrides
 from skyroute.providers.entra import TokenProvider
 from skyroute.providers.registry import build_providers
 from skyroute.routing.attempts import AttemptLoop
-from skyroute.routing.plan import build_routes
+from skyroute.routing.plan import ModelRoute, build_routes
+from skyroute.server.storage import Storage
 from skyroute.transport.client import HttpClient
 
 log = logging.getLogger("skyroute.server")
@@ -59,9 +66,15 @@ class _Route:
         self.surface = surface
 
 
+# Admin requests are small; their bodies are capped well below the chat body limit.
+_ADMIN_BODY_LIMIT = 1 << 20
+
+
 class SkyrouteApp:
-    def __init__(self, state: GatewayState) -> None:
+    def __init__(self, state: GatewayState, storage: Storage) -> None:
         self.state = state
+        self.storage = storage
+        self._admin: Handler | None = None  # set once the store is open
         self._loop: asyncio.AbstractEventLoop | None = None
         self._max_body = state.config.server.max_body_bytes
         engine = ChatEngine(state)
@@ -89,18 +102,26 @@ class SkyrouteApp:
         responder = _Responder(send)
         surface = OPENAI
         try:
-            route = self._route_for(scope)
+            raw_path = _raw_path(scope)
+            if raw_path == b"/admin" or raw_path.startswith(b"/admin/"):
+                await self._admin_request(scope, raw_path, receive, responder, request_id)
+                return
+            route = self._route_for(scope["method"], raw_path)
             surface = route.surface
+            caller = None
             if route.needs_auth:
-                authenticate(surface.credential(headers), self.state.master_key)
+                state = self.state
+                caller = state.directory.resolve(surface.credential(headers), state.wall_clock())
             body = await _read_body(receive, headers, self._max_body) if route.reads_body else b""
             ctx = RequestContext(
                 method=scope["method"],
-                path=scope["path"],
+                path=raw_path.decode("latin-1"),
                 headers=headers,
                 body=body,
                 request_id=request_id,
                 send=responder,
+                query=scope.get("query_string", b""),
+                caller=caller,
             )
             if route.reads_body:
                 await _cancel_on_disconnect(route.handler(ctx), receive, responder)
@@ -116,14 +137,40 @@ class SkyrouteApp:
             if not responder.started:
                 await send_error(send, request_id, InternalError(), surface.error_body)
 
-    def _route_for(self, scope: Mapping[str, Any]) -> _Route:
-        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-        route = self._routes.get(raw_path.partition(b"?")[0])
+    def _route_for(self, method: str, raw_path: bytes) -> _Route:
+        route = self._routes.get(raw_path)
         if route is None:
             raise RouteNotFound()
-        if scope["method"] != route.method:
+        if method != route.method:
             raise MethodNotAllowed()
         return route
+
+    async def _admin_request(
+        self,
+        scope: Mapping[str, Any],
+        raw_path: bytes,
+        receive: Receive,
+        responder: _Responder,
+        request_id: str,
+    ) -> None:
+        """``/admin/...``: the admin API authenticates, routes and authorizes itself, on
+        the same raw path the check above matched."""
+        if self._admin is None:
+            raise ServiceUnavailable("The gateway is starting.", retry_after=1.0)
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        has_body = scope["method"] in ("POST", "PATCH", "PUT", "DELETE")
+        limit = min(self._max_body, _ADMIN_BODY_LIMIT)
+        body = await _read_body(receive, headers, limit) if has_body else b""
+        ctx = RequestContext(
+            method=scope["method"],
+            path=raw_path.decode("latin-1"),
+            headers=headers,
+            body=body,
+            request_id=request_id,
+            send=responder,
+            query=scope.get("query_string", b""),
+        )
+        await self._admin(ctx)
 
     def request_drain(self) -> None:
         """Begin draining; safe to call from a signal handler or another thread."""
@@ -143,16 +190,41 @@ class SkyrouteApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self._loop = asyncio.get_running_loop()
+                try:
+                    await self.start()
+                except Exception as exc:
+                    log.error("start-up failed: %s", exc)
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    async def start(self) -> None:
+        """Open the store (keys, budgets, the usage outbox) and the admin API."""
+        # Imported here: the admin API pulls in the key manager, which only the
+        # started gateway needs.
+        from skyroute.api.admin import AdminApi
+        from skyroute.governance.manage import KeyManager
+
+        state = self.state
+        await self.storage.start()
+        assert self.storage.engine is not None
+        manager = KeyManager(
+            self.storage.engine,
+            state.directory.hasher,
+            state.directory,
+            wall_clock=state.wall_clock,
+        )
+        self._admin = AdminApi(manager, state.directory, wall_clock=state.wall_clock)
+
     async def aclose(self) -> None:
         for provider in self.state.providers.values():
             await provider.aclose()
         await self.state.client.aclose()
+        await self.storage.stop()
 
 
 class _ClientGone(Exception):
@@ -254,6 +326,11 @@ def _find(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
     return None
 
 
+def _raw_path(scope: Mapping[str, Any]) -> bytes:
+    raw: bytes = scope.get("raw_path") or scope["path"].encode()
+    return raw.partition(b"?")[0]
+
+
 def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
     given = _find(headers, b"x-request-id")
     if given is not None and _SAFE_REQUEST_ID.fullmatch(given):
@@ -272,19 +349,54 @@ def create_app(
     env: Mapping[str, str] | None = None,
 ) -> SkyrouteApp:
     """Build the whole object graph from a validated config; tests pass their own effects."""
-    assert config.auth.master_key is not None, "validated configs always have a master key"
+    master_key = config.auth.master_key
+    assert master_key is not None, "validated configs always have a master key"
     client = client or HttpClient()
     routes = build_routes(config.models)
+    directory = KeyDirectory(KeyHasher(config.auth.root_secret or master_key), master_key)
+    budgets = BudgetLedger()
+    storage = Storage(config.store, directory, budgets, wall_clock=wall_clock)
     state = GatewayState(
         config=config,
-        master_key=config.auth.master_key,
         routes=routes,
         providers=build_providers(
             config.providers, client, os.environ if env is None else env, token_providers
         ),
         client=client,
         attempts=AttemptLoop(routes, clock=clock, rng=rng or random.Random()),
+        directory=directory,
+        gate=Gate(MemoryLimits(), budgets, clock=clock, wall_clock=wall_clock),
+        usage=storage,
+        prices=deployment_prices(config, routes, price_table(config)),
         clock=clock,
         wall_clock=wall_clock,
     )
-    return SkyrouteApp(state)
+    return SkyrouteApp(state, storage)
+
+
+def price_table(config: Config) -> PriceTable:
+    """The shipped price table with the config's overrides (checked at config load)."""
+    table = load_default()
+    return with_overrides(table, config.prices) if config.prices else table
+
+
+def deployment_prices(
+    config: Config, routes: Mapping[str, ModelRoute], table: PriceTable
+) -> dict[str, Price | None]:
+    prices: dict[str, Price | None] = {}
+    unpriced = []
+    for route in routes.values():
+        for deployment in route.deployments:
+            provider = config.providers[deployment.config.provider]
+            kind = type(provider).__struct_config__.tag
+            assert isinstance(kind, str)
+            price = table.lookup(kind, deployment.config.model)
+            prices[deployment.key] = price
+            if price is None:
+                unpriced.append(f"{deployment.config.provider}/{deployment.config.model}")
+    if unpriced:
+        log.warning(
+            "no price for %s: their usage is recorded at cost 0 (add `prices:` entries)",
+            ", ".join(sorted(set(unpriced))),
+        )
+    return prices

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -28,11 +29,21 @@ _LOCAL_KEY = "demo-local-key"
 _PRIMARY = "gpt-4o-prod"
 
 
-def demo_config(azure_url: str, local_url: str, master_key: str) -> Config:
+def demo_config(
+    azure_url: str, local_url: str, master_key: str, data_dir: str = "skyroute-data"
+) -> Config:
     """Azure first (priority 0), a self-hosted OpenAI-compatible server second, and a
-    smaller model as the fallback of last resort."""
+    smaller model as the fallback of last resort. Prices are made up for the demo, so
+    that usage reports show costs (an Azure price is keyed by the deployment's name)."""
     document = {
         "auth": {"master_key": master_key},
+        "store": {"data_dir": data_dir},
+        "prices": {
+            "entries": [
+                _demo_price("azure", _PRIMARY, "2.50", "10.00"),
+                _demo_price("openai", "Qwen/Qwen3-*", "0.10", "0.40"),
+            ]
+        },
         "providers": {
             "azure-east": {"type": "azure", "endpoint": azure_url, "api_key": _AZURE_KEY},
             "local-vllm": {"type": "openai", "base_url": local_url, "api_key": _LOCAL_KEY},
@@ -54,6 +65,17 @@ def demo_config(azure_url: str, local_url: str, master_key: str) -> Config:
         },
     }
     return parse_config(document, {})
+
+
+def _demo_price(provider: str, model: str, input_usd: str, output_usd: str) -> dict[str, str]:
+    return {
+        "provider": provider,
+        "model": model,
+        "effective": "2025-01-01",
+        "source": "demo price, not a real list price",
+        "input": input_usd,
+        "output": output_usd,
+    }
 
 
 def _master_key() -> tuple[str, bool]:
@@ -87,8 +109,9 @@ def run_scripted_demo() -> int:
     with ExitStack() as stack:
         azure = stack.enter_context(EmulatorThread("azure", api_key=_AZURE_KEY))
         local = stack.enter_context(EmulatorThread("openai", api_key=_LOCAL_KEY))
+        data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="skyroute-demo-"))
         gateway = stack.enter_context(
-            GatewayThread(demo_config(azure.base_url, local.base_url, key))
+            GatewayThread(demo_config(azure.base_url, local.base_url, key, data_dir))
         )
         print("skyroute demo against EMULATED clouds (azure-east first, local-vllm second)\n")
         _phase("1. Azure healthy: the priority tier serves", gateway.base_url, key, 3)

@@ -4,12 +4,13 @@ SQLite (a file in WAL mode) by default, PostgreSQL in production; SQLAlchemy Cor
 async drivers (aiosqlite, asyncpg). Only this package speaks SQL.
 """
 
-from skyroute.store.engine import create_engine, redacted_url
+from skyroute.store.engine import create_engine, engine_for, redacted_url
 from skyroute.store.errors import StoreUnavailable
 from skyroute.store.keys import (
     KeyRow,
     KeyUpdate,
     TeamRow,
+    TeamUpdate,
     get_key,
     get_key_by_hash,
     get_team,
@@ -19,6 +20,7 @@ from skyroute.store.keys import (
     list_teams,
     revoke_key,
     update_key,
+    update_team,
 )
 from skyroute.store.ledger import DeadLetter, InsertResult, UsageRow, dead_letters, insert_usage
 from skyroute.store.migrate import migrate
@@ -32,9 +34,11 @@ __all__ = [
     "ReportRow",
     "StoreUnavailable",
     "TeamRow",
+    "TeamUpdate",
     "UsageRow",
     "create_engine",
     "dead_letters",
+    "engine_for",
     "get_key",
     "get_key_by_hash",
     "get_team",
@@ -47,5 +51,6 @@ __all__ = [
     "redacted_url",
     "revoke_key",
     "update_key",
+    "update_team",
     "usage_report",
 ]

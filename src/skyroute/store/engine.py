@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -83,3 +84,17 @@ def _sqlite_engine(url: URL, busy_timeout_ms: int) -> AsyncEngine:
 
     event.listen(engine.sync_engine, "connect", on_connect)
     return engine
+
+
+def engine_for(database_url: str | None, data_dir: str | Path) -> AsyncEngine:
+    """The engine a gateway configured with ``store.database_url`` / ``store.data_dir``
+    uses: PostgreSQL when a URL is given, else ``<data_dir>/skyroute.db`` (created)."""
+    if database_url:
+        return create_engine(database_url)
+    directory = Path(data_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    return create_engine(None, sqlite_path=str(directory / "skyroute.db"))
+
+
+def is_sqlite(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "sqlite"

@@ -75,6 +75,18 @@ class KeyUpdate(msgspec.Struct, frozen=True, kw_only=True):
     metadata: Metadata | UnsetType = UNSET
 
 
+class TeamUpdate(msgspec.Struct, frozen=True, kw_only=True):
+    """Fields to change on a team; a field left UNSET is not touched (None clears it)."""
+
+    name: str | UnsetType = UNSET
+    budget_period: BudgetPeriod | UnsetType | None = UNSET
+    budget_limit_micros: int | UnsetType | None = UNSET
+    rpm: int | UnsetType | None = UNSET
+    tpm: int | UnsetType | None = UNSET
+    max_parallel: int | UnsetType | None = UNSET
+    metadata: Metadata | UnsetType = UNSET
+
+
 _TIME_FIELDS = frozenset({"expires_at", "revoked_at", "created_at"})
 
 
@@ -120,6 +132,14 @@ async def get_team(engine: AsyncEngine, team_id: str) -> TeamRow | None:
 async def list_teams(engine: AsyncEngine) -> list[TeamRow]:
     found = await _fetch(engine, sa.select(teams).order_by(teams.c.name))
     return [_from_row(row, TeamRow) for row in found]
+
+
+async def update_team(engine: AsyncEngine, team_id: str, fields: TeamUpdate) -> TeamRow | None:
+    """Apply ``fields`` and return the team as it now is; None if there is no such team."""
+    values = _to_values(msgspec.structs.asdict(fields), engine.dialect.name)
+    if values:
+        await _execute(engine, teams.update().where(teams.c.id == team_id).values(values))
+    return await get_team(engine, team_id)
 
 
 async def insert_key(engine: AsyncEngine, key: KeyRow) -> None:

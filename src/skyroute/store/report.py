@@ -48,9 +48,15 @@ class ReportRow(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def usage_report(
-    engine: AsyncEngine, *, by: ReportBy, since: datetime, until: datetime | None = None
+    engine: AsyncEngine,
+    *,
+    by: ReportBy,
+    since: datetime,
+    until: datetime | None = None,
+    team_id: str | None = None,
 ) -> list[ReportRow]:
-    """Totals per ``by`` group for attempts made in [since, until), costliest first."""
+    """Totals per ``by`` group for attempts made in [since, until), costliest first;
+    only the attempts of team ``team_id`` when it is given."""
     dialect = engine.dialect.name
     group = _GROUP_COLUMNS[by]
     sums = [sa.func.coalesce(sa.func.sum(usage_ledger.c[name]), 0) for name in _SUMMED]
@@ -67,6 +73,8 @@ async def usage_report(
     )
     if until is not None:
         query = query.where(usage_ledger.c.created_at < times.to_db(until, dialect))
+    if team_id is not None:
+        query = query.where(usage_ledger.c.team_id == team_id)
     async with connect(engine) as conn:
         found = (await conn.execute(query)).all()
     return [_report_row(row) for row in found]

@@ -1,0 +1,149 @@
+"""The gate every model request passes before dispatch: model allow-list, limits, budget.
+
+Decided, and why:
+
+- One policy for models a key may not use: the same 404 ``model_not_found`` as a model that
+  does not exist (reliability S8), so a key cannot enumerate what others may call.
+- Limits are checked before budgets, and a budget refusal gives the limit admission back,
+  so a refused request leaves no trace in either.
+- Subjects are the key and its team, each only when it has something to enforce; the master
+  key and unlimited keys skip the counters entirely (nothing to pay per request).
+- The budget reservation is the worst case over every deployment the request may reach
+  (the model's and its fallbacks'): the prompt estimate plus ``max_tokens`` (or
+  ``DEFAULT_MAX_TOKENS`` when the client set none) at the dearest price among them.
+- Money is integer micro-dollars; the limit clock is monotonic, the budget clock is the
+  wall clock (budget periods are calendar periods).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from skyroute.core.errors import ModelNotFound, QuotaExceeded, RateLimited
+from skyroute.governance.budget import BudgetLedger, BudgetSubject, Reservation
+from skyroute.governance.directory import Caller
+from skyroute.governance.limits import Admission, LimitBackend, LimitSpec, LimitSubject
+from skyroute.governance.prices import Price, estimate_micros
+
+# Output tokens assumed for a request that sets no ``max_tokens``, for TPM and budgets.
+DEFAULT_MAX_TOKENS = 4096
+
+_REASONS = {
+    "rpm": "requests per minute",
+    "tpm": "tokens per minute",
+    "parallel": "parallel requests",
+}
+
+
+class Ticket:
+    """What one admitted request holds: a limit admission and a budget reservation."""
+
+    __slots__ = ("admission", "closed", "reservation")
+
+    def __init__(self, admission: Admission | None, reservation: Reservation | None) -> None:
+        self.admission = admission
+        self.reservation = reservation
+        self.closed = False
+
+
+_NO_LIMITS = LimitSpec()
+_FREE = Ticket(None, None)
+_FREE.closed = True
+
+
+class Gate:
+    def __init__(
+        self,
+        limits: LimitBackend,
+        budgets: BudgetLedger,
+        *,
+        clock: Callable[[], float],
+        wall_clock: Callable[[], float],
+    ) -> None:
+        self.limits = limits
+        self.budgets = budgets
+        self._clock = clock
+        self._wall_clock = wall_clock
+
+    def admit(
+        self,
+        caller: Caller,
+        model: str,
+        *,
+        prompt_tokens: int,
+        max_tokens: int | None,
+        price: Price | None,
+    ) -> Ticket:
+        """Admit a request or raise ``ModelNotFound``, ``RateLimited``, ``QuotaExceeded``."""
+        key = caller.key
+        if not key.allows_model(model):
+            raise ModelNotFound(model)
+        limit_subjects = limit_subjects_of(caller)
+        budget_subjects = budget_subjects_of(caller)
+        if not limit_subjects and not budget_subjects:
+            return _FREE
+        output = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
+        admission = None
+        if limit_subjects:
+            outcome = self.limits.admit(limit_subjects, self._clock(), prompt_tokens + output)
+            if not isinstance(outcome, Admission):
+                which = "team" if outcome.subject.startswith("team:") else "key"
+                raise RateLimited(
+                    f"This {which} is over its limit of {_REASONS[outcome.reason]}; "
+                    "retry after the time in Retry-After.",
+                    retry_after=max(1.0, math.ceil(outcome.retry_after)),
+                )
+            admission = outcome
+        reservation = None
+        if budget_subjects:
+            amount = 0 if price is None else estimate_micros(prompt_tokens, output, price)
+            now = self._wall_clock()
+            held = self.budgets.reserve(budget_subjects, amount, now)
+            if not isinstance(held, Reservation):
+                if admission is not None:
+                    self.limits.release(admission)
+                which = "team" if held.subject.startswith("team:") else "key"
+                raise QuotaExceeded(
+                    f"This {which} has used its budget for the period.",
+                    retry_after=held.retry_after(now),
+                )
+            reservation = held
+        return Ticket(admission, reservation)
+
+    def settle(self, ticket: Ticket, *, tokens: int, cost_micros: int) -> None:
+        """The request is over: count what it really used (zero releases everything)."""
+        if ticket.closed:
+            return
+        ticket.closed = True
+        if ticket.admission is not None:
+            if tokens:
+                self.limits.settle(ticket.admission, self._clock(), tokens)
+            else:
+                self.limits.release(ticket.admission)
+        if ticket.reservation is not None:
+            if cost_micros:
+                self.budgets.settle(ticket.reservation, cost_micros)
+            else:
+                self.budgets.release(ticket.reservation)
+
+
+def limit_subjects_of(caller: Caller) -> list[LimitSubject]:
+    key, team = caller.key, caller.team
+    subjects = []
+    if key.rpm is not None or key.tpm is not None or key.max_parallel is not None:
+        spec = LimitSpec(rpm=key.rpm, tpm=key.tpm, max_parallel=key.max_parallel)
+        subjects.append(LimitSubject("key:" + key.id, spec))
+    if team is not None and team.limits != _NO_LIMITS:
+        subjects.append(LimitSubject("team:" + team.id, team.limits))
+    return subjects
+
+
+def budget_subjects_of(caller: Caller) -> list[BudgetSubject]:
+    key, team = caller.key, caller.team
+    subjects = []
+    if key.budget is not None:
+        subjects.append(BudgetSubject("key:" + key.id, key.budget))
+    if team is not None and team.budget is not None:
+        subjects.append(BudgetSubject("team:" + team.id, team.budget))
+    return subjects
