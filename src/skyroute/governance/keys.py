@@ -10,13 +10,10 @@ Decided, and why:
   valid in one domain means nothing in another. A keyed hash (not a bare SHA-256) means a
   stolen table cannot be checked against guessed keys without the root secret.
 - Keys are shown once; afterwards only ``display`` (prefix and last 4 characters).
-- ``KeyCache`` keeps records in memory for ``ttl`` seconds, so the request path does not
-  wait for SQL and a revocation is seen by every process within ``ttl`` (plus the loader's
-  own staleness). Unknown hashes are remembered for ``negative_ttl`` so a flood of bad keys
-  does not reach the loader. The cache is bounded; the oldest entries go first.
-- Constant-time behaviour is the caller's job: ``resolve_key`` always hashes, looks up by
-  hash (a dict lookup on an HMAC output leaks nothing useful) and raises the same
-  ``AuthenticationFailed`` for every failure.
+- Lookup is by hash, in memory: ``directory.py`` keeps every key and refreshes the snapshot
+  off the request path. It hashes every presented token whatever its shape (a dict lookup on
+  an HMAC output leaks nothing useful) and raises the same ``AuthenticationFailed`` for
+  every failure.
 """
 
 from __future__ import annotations
@@ -27,11 +24,9 @@ import hashlib
 import hmac
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import msgspec
 
-from skyroute.core.errors import AuthenticationFailed
 from skyroute.core.secret import Secret
 from skyroute.governance.budget import BudgetSpec
 
@@ -131,63 +126,3 @@ class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
 
     def allows_model(self, model: str) -> bool:
         return not self.models or model in self.models
-
-
-Loader = Callable[[str], KeyRecord | None]
-
-
-@dataclass(slots=True)
-class _Entry:
-    record: KeyRecord | None
-    fresh_until: float
-
-
-class KeyCache:
-    """Lookup by hash with a TTL, a shorter negative TTL, and a bound on entries."""
-
-    def __init__(
-        self,
-        loader: Loader,
-        *,
-        ttl: float = 10.0,
-        negative_ttl: float = 2.0,
-        max_entries: int = 100_000,
-    ) -> None:
-        if ttl <= 0 or negative_ttl <= 0 or max_entries < 1:
-            raise ValueError("ttl, negative_ttl and max_entries must be positive")
-        self._loader = loader
-        self._ttl = ttl
-        self._negative_ttl = negative_ttl
-        self._max = max_entries
-        self._entries: dict[str, _Entry] = {}
-
-    def lookup(self, key_hash: str, now: float) -> KeyRecord | None:
-        entry = self._entries.get(key_hash)
-        # ``now < fresh_until - ttl`` means the clock stepped back: refetch to be safe.
-        if entry is not None and entry.fresh_until - self._ttl <= now < entry.fresh_until:
-            return entry.record
-        record = self._loader(key_hash)
-        ttl = self._ttl if record is not None else self._negative_ttl
-        self._entries.pop(key_hash, None)
-        if len(self._entries) >= self._max:
-            del self._entries[next(iter(self._entries))]
-        self._entries[key_hash] = _Entry(record, now + ttl)
-        return record
-
-    def invalidate(self, key_hash: str) -> None:
-        """Forget one entry now (this process revoked or changed the key)."""
-        self._entries.pop(key_hash, None)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
-def resolve_key(token: str | None, hasher: KeyHasher, cache: KeyCache, now: float) -> KeyRecord:
-    """The virtual key behind a bearer token, or ``AuthenticationFailed`` (one body for a
-    missing, malformed, unknown, revoked or expired key)."""
-    # Hash whatever came, so a malformed token costs about what a well-formed one does.
-    key_hash = hasher.hash(token or "")
-    record = cache.lookup(key_hash, now) if token and token.startswith(PREFIX) else None
-    if record is None or not record.is_active(now):
-        raise AuthenticationFailed()
-    return record
