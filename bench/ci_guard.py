@@ -88,7 +88,10 @@ def _run(began: float) -> None:
             children.append(emu)
             emu.wait_for_log("listening on http://127.0.0.1", timeout=15)
             config = tmp / "gateway.yaml"
-            config.write_text(gb._gateway_config(emu_port))
+            config.write_text(gb._gateway_config(emu_port, tmp / "data"))
+            gateway_key = gb.create_bench_key(config, env)
+            if gateway_key == gb.MASTER_KEY:  # a skyroute from before virtual keys
+                config.write_text(gb._gateway_config(emu_port, None))
             gw = Child(
                 "gateway",
                 pinned(
@@ -110,7 +113,7 @@ def _run(began: float) -> None:
 
             def target(name: str, body: str) -> dict:
                 port, key = (
-                    (gw_port, gb.MASTER_KEY) if name == "gateway" else (emu_port, gb.UPSTREAM_KEY)
+                    (gw_port, gateway_key) if name == "gateway" else (emu_port, gb.UPSTREAM_KEY)
                 )
                 req = (
                     f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
@@ -161,7 +164,7 @@ def _run(began: float) -> None:
                 cpu0 = cpu_seconds(gw.pid)
                 t = target(name, gb.PLAIN_BODY)
                 if wrk_runner.wrk_path():
-                    key = gb.MASTER_KEY if name == "gateway" else gb.UPSTREAM_KEY
+                    key = gateway_key if name == "gateway" else gb.UPSTREAM_KEY
                     script = wrk_runner.write_script(
                         tmp / f"{name}.lua",
                         gb.PLAIN_BODY,

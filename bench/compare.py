@@ -54,7 +54,15 @@ import held_streams
 import peers
 import procs
 import wrk_runner
-from gateway_bench import MASTER_KEY, MODEL, PLAIN_BODY, PROMPT, STREAM_BODY, UPSTREAM_KEY
+from gateway_bench import (
+    MASTER_KEY,
+    MODEL,
+    PLAIN_BODY,
+    PROMPT,
+    STREAM_BODY,
+    UPSTREAM_KEY,
+    create_bench_key,
+)
 from procs import Child, free_port, pinned
 
 LOADGEN = Path(__file__).resolve().parent / "loadgen.py"
@@ -288,7 +296,8 @@ class Run:
         keys = {"master": MASTER_KEY, "upstream": UPSTREAM_KEY}
         if name == "skyroute":
             config = self.tmp / "skyroute.yaml"
-            config.write_text(_skyroute_config(self.emu_port, self.anth_port))
+            config.write_text(_skyroute_config(self.emu_port, self.anth_port, self.tmp / "data"))
+            key = create_bench_key(config)
             version = environment.git("rev-parse", "--short", "HEAD")
             dirty = bool(environment.git("status", "--porcelain", "src"))
             return peers.Gateway(
@@ -304,7 +313,7 @@ class Run:
                 ],
                 env=dict(os.environ, PYTHONUNBUFFERED="1"),
                 port=port,
-                headers=[("Authorization", f"Bearer {MASTER_KEY}")],
+                headers=[("Authorization", f"Bearer {key}")],
             )
         maker = {"litellm": peers.litellm, "portkey": peers.portkey}[name]
         return maker(Path(self.args.peers_dir), self.tmp, port, self.emu_port, MODEL, keys, _say)
@@ -749,10 +758,12 @@ def _other(busy: float | None, own: float, elapsed: float) -> float | None:
     return max(0.0, (busy - own) / elapsed)
 
 
-def _skyroute_config(emu_port: int, anth_port: int) -> str:
+def _skyroute_config(emu_port: int, anth_port: int, data_dir: Path) -> str:
     return f"""\
 auth:
   master_key: {MASTER_KEY}
+store:
+  data_dir: {data_dir}
 providers:
   emulator:
     type: openai

@@ -231,13 +231,16 @@ class Bench:
         for child in reversed(self.children):
             child.stop()
 
-    def _start(self, name: str, cmd: list[str], core: int | None) -> Child:
+    def _env(self) -> dict[str, str]:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         if self.source is not None:  # --ref: the exported commit's package shadows the tree's
             env["PYTHONPATH"] = os.pathsep.join(
                 p for p in (str(self.source), os.environ.get("PYTHONPATH")) if p
             )
-        child = Child(name, pinned(cmd, core), self.tmp / f"{name}.log", env)
+        return env
+
+    def _start(self, name: str, cmd: list[str], core: int | None) -> Child:
+        child = Child(name, pinned(cmd, core), self.tmp / f"{name}.log", self._env())
         self.children.append(child)
         return child
 
@@ -257,7 +260,10 @@ class Bench:
         self.emulator = self._start("emulator", emu, self.load_core)
         self.emulator.wait_for_log("listening on http://127.0.0.1", timeout=20)
         config = self.tmp / "gateway.yaml"
-        config.write_text(_gateway_config(self.emu_port))
+        config.write_text(_gateway_config(self.emu_port, self.tmp / "data"))
+        self.gateway_key = create_bench_key(config, self._env())
+        if self.gateway_key == MASTER_KEY:
+            config.write_text(_gateway_config(self.emu_port, None))
         self.gw_started = time.monotonic()
         gw = [skyroute, "serve", "--config", str(config), "--port", str(self.gw_port)]
         self.gateway = self._start("gateway", gw, self.gateway_core)
@@ -273,7 +279,7 @@ class Bench:
         if model is not None:
             body = body.replace(f'"model":"{MODEL}"', f'"model":"{model}"')
         port, key = (
-            (self.gw_port, MASTER_KEY) if name == "gateway" else (self.emu_port, UPSTREAM_KEY)
+            (self.gw_port, self.gateway_key) if name == "gateway" else (self.emu_port, UPSTREAM_KEY)
         )
         request = (
             f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
@@ -413,7 +419,7 @@ class Bench:
 
     def _wrk_cell(self, target: dict[str, Any], kind: str, concurrency: int) -> dict[str, Any]:
         assert self.gateway is not None and self.emulator is not None
-        key = MASTER_KEY if target["name"] == "gateway" else UPSTREAM_KEY
+        key = self.gateway_key if target["name"] == "gateway" else UPSTREAM_KEY
         body = target["request"].partition("\r\n\r\n")[2]
         script = wrk_runner.write_script(
             self.tmp / f"{target['name']}_{kind}.lua",
@@ -560,12 +566,35 @@ def _latency_other_load(run: dict[str, Any]) -> float | None:
     return report.foreign_load(busy, window["cpu_s"]["gateway"], window["elapsed_s"])
 
 
-def _gateway_config(emu_port: int) -> str:
+def create_bench_key(config: Path, env: dict[str, str] | None = None) -> str:
+    """A virtual key with rate limits and a budget far above what a run uses, so that key
+    lookup, limit admission, budget reservation and the usage ledger are all on the
+    measured path (the master key would skip the limit and budget counters). A ``--ref``
+    from before virtual keys existed is measured with the master key instead, and says so."""
+    skyroute = str(Path(sys.executable).parent / "skyroute")
+    command = [
+        skyroute, "keys", "create", "--config", str(config), "--name", "bench", "--json",
+        "--rpm", "1000000000", "--tpm", "2000000000", "--max-parallel", "1000000",
+        "--budget", "1000000000/month",
+    ]  # fmt: skip
+    out = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False, env=env)
+    if out.returncode != 0 and "invalid choice: 'keys'" in out.stderr:
+        _say("this skyroute has no virtual keys: measuring with the master key")
+        return MASTER_KEY
+    if out.returncode != 0:
+        raise RuntimeError(f"skyroute keys create failed: {out.stderr.strip()}")
+    key: str = json.loads(out.stdout)["key"]
+    return key
+
+
+def _gateway_config(emu_port: int, data_dir: Path | None) -> str:
+    """``data_dir`` None: a config for a skyroute from before the store existed."""
+    store = "" if data_dir is None else f"store:\n  data_dir: {data_dir}\n"
     # Generous timeouts: the held-stream phase keeps streams open on purpose.
     return f"""\
 auth:
   master_key: {MASTER_KEY}
-providers:
+{store}providers:
   emulator:
     type: openai
     base_url: http://127.0.0.1:{emu_port}/v1

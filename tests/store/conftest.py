@@ -1,19 +1,14 @@
 """Fixtures that run every store test against SQLite and a real PostgreSQL.
 
 PostgreSQL comes from ``SKYROUTE_TEST_POSTGRES_URL`` (its user needs CREATEDB), or else a
-throwaway cluster started here from the Debian package's binaries and removed at the end
-of the session. Each test starts from an empty database.
+throwaway cluster (``tests/postgres.py``) started here and removed at the end of the
+session. Each test starts from an empty database.
 """
 
 from __future__ import annotations
 
 import asyncio
-import glob
 import os
-import pwd
-import shutil
-import socket
-import subprocess
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
@@ -28,6 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from skyroute.store import create_engine, migrate
+from tests.postgres import Cluster, skip_reason
 
 BACKENDS = ["sqlite", "postgresql"]
 T = TypeVar("T")
@@ -82,69 +78,20 @@ class Database:
         return create_engine(self.url, sqlite_path=self.sqlite_path)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _as_postgres(args: list[str]) -> list[str]:
-    # initdb refuses to run as root; run the cluster as the package's OS user.
-    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
-
-
-def _start_cluster(root: Path) -> str:
-    initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))[-1]
-    bindir = Path(initdb).parent
-    if os.geteuid() == 0:
-        user = pwd.getpwnam("postgres")
-        os.chown(root, user.pw_uid, user.pw_gid)
-    data, port = root / "data", _free_port()
-    init = [initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "-N"]
-    subprocess.run(_as_postgres(init), check=True, capture_output=True)
-    options = (
-        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 "
-        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    )
-    start = [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w"]
-    subprocess.run(_as_postgres([*start, "-o", options, "start"]), check=True, capture_output=True)
-    return f"postgresql://postgres@127.0.0.1:{port}/postgres"
-
-
-def _stop_cluster(root: Path) -> None:
-    pg_ctl = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))[-1])
-    stop = [str(pg_ctl), "-D", str(root / "data"), "-m", "immediate", "stop"]
-    subprocess.run(_as_postgres(stop), check=False, capture_output=True)
-
-
-def _skip_reason() -> str | None:
-    if not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
-        return (
-            "no PostgreSQL binaries (/usr/lib/postgresql/*/bin/initdb); apt-get install postgresql"
-        )
-    if os.geteuid() == 0:
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            return "running as root and there is no 'postgres' OS user to run initdb"
-    return None
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     url = os.environ.get("SKYROUTE_TEST_POSTGRES_URL")
     if url:
         yield PostgresServer(admin_url=url)
         return
-    reason = _skip_reason()
+    reason = skip_reason()
     if reason is not None:
         pytest.skip(reason)
-    root = Path(tempfile.mkdtemp(prefix="skyroute-pg-"))
+    cluster = Cluster.create(Path(tempfile.mkdtemp(prefix="skyroute-pg-")))
     try:
-        yield PostgresServer(admin_url=_start_cluster(root))
+        yield PostgresServer(admin_url=cluster.url)
     finally:
-        _stop_cluster(root)
-        shutil.rmtree(root, ignore_errors=True)
+        cluster.remove()
 
 
 @pytest.fixture(scope="session")

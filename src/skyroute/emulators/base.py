@@ -6,10 +6,12 @@ share:
     control API? -> a request id and response headers (`_ticket`)
     -> admit: route, credentials, body, fault (`_admit`; raises `Refused`)
     -> record it in the ledger -> play a preface fault (reset, hang, delay) -> `_serve`
+    -> settle the record with the status answered (even when the client left)
 
 A subclass supplies those three hooks and keeps its protocol's behaviour to itself; it may
 also widen what the ledger redacts (`_ledger_headers`) or what the control API does
-(`_control`). `pick_fault` is the shared rule for which fault a request meets.
+(`_control`), and record what an answer bills (`_bill`). `pick_fault` is the shared rule
+for which fault a request meets.
 """
 
 from __future__ import annotations
@@ -123,10 +125,15 @@ class Emulator(ABC, Generic[X]):
         except Refused as refusal:
             self._record(request, ticket.request_id, refusal.model, refusal.stream, None)
             send_reply(responder, refusal.reply, ticket.headers)
+            self._ledger.settle(ticket.request_id, status=refusal.reply.status)
             return
         self._record(request, ticket.request_id, admitted.model, admitted.stream, admitted.fault)
-        if not await play_preface(admitted.fault, responder):
-            await self._serve(admitted.exchange, responder)
+        try:
+            if not await play_preface(admitted.fault, responder):
+                await self._serve(admitted.exchange, responder)
+        finally:
+            # Also when the handler is cancelled because the client went away.
+            self._ledger.settle(ticket.request_id, status=responder.status)
 
     # -- hooks -----------------------------------------------------------------------------
 
@@ -150,6 +157,13 @@ class Emulator(ABC, Generic[X]):
         return redacted(request.headers)
 
     # -- shared steps ----------------------------------------------------------------------
+
+    def _bill(self, request_id: str, prompt_tokens: int, completion_tokens: int) -> None:
+        """Record the usage an answer bills (see `ledger`), before it is sent: a client that
+        leaves mid-answer cancels the handler, and the cloud bills it all the same."""
+        self._ledger.settle(
+            request_id, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+        )
 
     def _request_id(self, serial: int) -> str:
         return f"req_{self._id_prefix}{serial:024x}"

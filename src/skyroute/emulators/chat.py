@@ -60,6 +60,8 @@ class EventKind(enum.Enum):
 class StreamEvent(NamedTuple):
     data: bytes
     kind: EventKind
+    tokens: int = 0
+    """Completion tokens the event carries (what a stream cut after it has billed)."""
 
 
 def usage_of(answer: Answer) -> Usage:
@@ -137,7 +139,7 @@ def _choice_events(
         elif position == 0:
             head = FunctionDelta(arguments="", name=call.name)
             first = ToolCallDelta(0, head, id=call.id, type="function")
-            yield _content(meta, index, Delta(tool_calls=[first]), filters, usage)
+            yield _content(meta, index, Delta(tool_calls=[first]), filters, usage, tokens=0)
             delta = Delta(tool_calls=[ToolCallDelta(0, FunctionDelta(arguments=piece))])
         else:
             delta = Delta(tool_calls=[ToolCallDelta(0, FunctionDelta(arguments=piece))])
@@ -154,9 +156,10 @@ def _content(
     delta: Delta,
     filters: ContentFilterResults | UnsetType,
     usage: UnsetType | None,
+    tokens: int = 1,
 ) -> StreamEvent:
     choice = ChunkChoice(index, delta, content_filter_results=filters)
-    return StreamEvent(_frame(_chunk(meta, [choice], usage)), EventKind.CONTENT)
+    return StreamEvent(_frame(_chunk(meta, [choice], usage)), EventKind.CONTENT, tokens)
 
 
 def _chunk(

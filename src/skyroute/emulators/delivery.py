@@ -2,7 +2,7 @@
 
 Faults that strike before any response (status, reset, hang, delay) are played by
 `play_preface`; those that strike inside a body (cut, stall, malformed, stream_error,
-slow_first_token, no_done) by `send_body` and `send_stream`. Stream faults strike after
+slow_first_token, pace, no_done) by `send_body` and `send_stream`. Stream faults strike after
 `after_tokens` content events (tokens or tool-argument fragments), or before the finish
 chunk if the answer is shorter. A stream's bytes are SSE unless a `StreamFraming` says
 otherwise (Bedrock's event stream, `bedrock_stream.py`).
@@ -24,6 +24,7 @@ from skyroute.emulators.faults import (
     HangFault,
     MalformedFault,
     NoDoneFault,
+    PaceFault,
     ResetFault,
     SlowFirstTokenFault,
     StallFault,
@@ -111,25 +112,36 @@ async def send_stream(
     events: Iterable[StreamEvent],
     fault: Fault | None,
     framing: StreamFraming = SSE_FRAMING,
+    on_cut: Callable[[int], None] | None = None,
 ) -> None:
-    """Stream events in chunked encoding (SSE unless `framing` says), broken as the fault says."""
+    """Stream events in chunked encoding (SSE unless `framing` says), broken as the fault says.
+
+    Just before a fault ends the stream early (cut, stall, stream_error), `on_cut` hears the
+    completion tokens (`StreamEvent.tokens`) sent so far: a stall may end with the client
+    leaving, which cancels this coroutine.
+    """
     responder.start(200, headers, content_type=framing.content_type)
     if isinstance(fault, SlowFirstTokenFault):
         await asyncio.sleep(fault.seconds)
     strike = fault if isinstance(fault, _MidStreamFault) else None
-    sent = 0
+    sent = tokens = 0
     for event in events:
         if (
             strike is not None
             and event.kind is not EventKind.PRELUDE
             and sent >= strike.after_tokens
         ):
+            if on_cut is not None and not isinstance(strike, MalformedFault):
+                on_cut(tokens)
             if not await _strike(responder, strike, framing, event.data):
                 return
             strike = None
         if event.kind is EventKind.DONE and isinstance(fault, NoDoneFault):
             continue
+        if event.kind is EventKind.CONTENT and isinstance(fault, PaceFault):
+            await asyncio.sleep(fault.seconds)
         await responder.write(event.data)
+        tokens += event.tokens
         if event.kind is EventKind.CONTENT:
             sent += 1
     if isinstance(fault, NoDoneFault) and fault.hold > 0:

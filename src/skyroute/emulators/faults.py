@@ -32,6 +32,7 @@ __all__ = [
     "HangFault",
     "MalformedFault",
     "NoDoneFault",
+    "PaceFault",
     "ResetFault",
     "SlowFirstTokenFault",
     "StallFault",
@@ -89,6 +90,13 @@ class SlowFirstTokenFault(_FaultBase, tag="slow_first_token", frozen=True, kw_on
     """Stream: send the head at once and the first event after `seconds`. Else: a delay."""
 
     seconds: Seconds = 1.0
+
+
+class PaceFault(_FaultBase, tag="pace", frozen=True, kw_only=True):
+    """Stream: wait `seconds` before every content event, as a slow model would. Else: no
+    effect."""
+
+    seconds: Seconds = 0.05
 
 
 class CutFault(_FaultBase, tag="cut", frozen=True, kw_only=True):
@@ -152,6 +160,7 @@ Fault: TypeAlias = (
     | HangFault
     | DelayFault
     | SlowFirstTokenFault
+    | PaceFault
     | CutFault
     | StallFault
     | MalformedFault

@@ -6,6 +6,7 @@ supplies paths, auth, error shapes and Azure's annotations. A request goes:
     control API? -> route (404) -> auth and parameters (401/400) -> decode the body (400)
     -> pick a fault (x-emulator-fault header, else the script) -> record it in the ledger
     -> play the fault or answer: chat, embeddings, models, Entra token
+    -> the ledger record gets the status answered and, for chat, the usage billed
 
 Answers are deterministic (see `answers.py`); the emulator adds no sleeps of its own.
 """
@@ -30,6 +31,7 @@ from skyroute.emulators.faults import (
     ContextLengthFault,
     Fault,
     FaultScript,
+    StallFault,
     StatusFault,
 )
 from skyroute.emulators.http import Request, Responder
@@ -170,12 +172,20 @@ class OpenAIEmulator(Emulator[_Exchange]):
             choice_filters=self._dialect.choice_filters,
             prompt_filters=self._dialect.prompt_filters,
         )
-        if chat.stream:
-            include_usage = chat.stream_options is not None and chat.stream_options.include_usage
-            events = stream_events(meta, answer, include_usage)
-            await send_stream(responder, headers, events, fault)
-        else:
+        request_id = exchange.request_id
+        if not chat.stream:
+            if not isinstance(fault, StallFault):  # a stall answers nothing
+                self._bill(request_id, answer.prompt_tokens, answer.completion_tokens)
             await send_body(responder, 200, completion_body(meta, answer), headers, fault)
+            return
+        include_usage = chat.stream_options is not None and chat.stream_options.include_usage
+        events = stream_events(meta, answer, include_usage)
+        self._bill(request_id, answer.prompt_tokens, answer.completion_tokens)
+
+        def cut(sent: int) -> None:
+            self._bill(request_id, answer.prompt_tokens, sent)
+
+        await send_stream(responder, headers, events, fault, on_cut=cut)
 
 
 def _decode_body(endpoint: Endpoint, body: bytes) -> Body:

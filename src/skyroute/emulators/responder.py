@@ -67,12 +67,14 @@ class Responder:
     any state -> closed (reset, cut).
     """
 
-    __slots__ = ("_conn", "_keep_alive", "_state")
+    __slots__ = ("_conn", "_keep_alive", "_state", "status")
 
     def __init__(self, conn: Wire, keep_alive: bool) -> None:
         self._conn = conn
         self._keep_alive = keep_alive
         self._state = _State.IDLE
+        self.status: int | None = None
+        """The status of the head sent, if one was (the emulator's ledger records it)."""
 
     @property
     def started(self) -> bool:
@@ -107,6 +109,7 @@ class Responder:
         framing = f"content-type: {content_type}\r\ncontent-length: {len(body)}\r\n"
         if not self._keep_alive:
             framing += "connection: close\r\n"
+        self.status = status
         self._conn.write(_head(status, headers, framing) + body)
         self._conn.flush()
         self._state = _State.DONE
@@ -122,6 +125,7 @@ class Responder:
         """Announce the whole body's length, send only `keep` bytes of it, then close."""
         self._begin()
         framing = f"content-type: {content_type}\r\ncontent-length: {len(body)}\r\n"
+        self.status = status
         self._conn.write(_head(status, headers, framing) + body[:keep])
         self.cut()
 
@@ -136,6 +140,7 @@ class Responder:
         framing = f"content-type: {content_type}\r\ntransfer-encoding: chunked\r\n"
         if not self._keep_alive:
             framing += "connection: close\r\n"
+        self.status = status
         self._conn.write(_head(status, headers, framing))
         self._state = _State.STREAMING
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -97,6 +98,10 @@ class _Account:
     period_start: int
     committed: int = 0
     outstanding: int = 0
+    # The period the bounds below were computed for, and its end: while ``now`` is inside
+    # them the account needs no calendar arithmetic (most calls).
+    period: Period | None = None
+    period_end: float = 0.0
 
 
 class BudgetLedger:
@@ -162,8 +167,15 @@ class BudgetLedger:
         return True
 
     def _account(self, subject: BudgetSubject, now: float) -> _Account:
-        start = period_bounds(subject.spec.period, now)[0]
+        period = subject.spec.period
         account = self._accounts.get(subject.id)
+        if (
+            account is not None
+            and account.period is period
+            and account.period_start <= now < account.period_end
+        ):
+            return account
+        start, end = period_bounds(period, now)
         if account is None:
             account = self._accounts[subject.id] = _Account(period_start=start)
         elif start > account.period_start:
@@ -171,4 +183,6 @@ class BudgetLedger:
             # they settle. A clock that steps back never resets spend (reliability F17).
             account.period_start = start
             account.committed = 0
+        account.period = period
+        account.period_end = math.inf if end is None else end
         return account

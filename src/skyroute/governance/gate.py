@@ -4,8 +4,10 @@ Decided, and why:
 
 - One policy for models a key may not use: the same 404 ``model_not_found`` as a model that
   does not exist (reliability S8), so a key cannot enumerate what others may call.
-- Limits are checked before budgets, and a budget refusal gives the limit admission back,
-  so a refused request leaves no trace in either.
+- The budget is checked before the limits, and a limit refusal releases the reservation,
+  so a refused request leaves no trace in either (a limit admission counts its request
+  for the minute even when released, so it must come last). A key out of both money and
+  rate is told about the money: waiting a minute would not help it.
 - Subjects are the key and its team, each only when it has something to enforce; the master
   key and unlimited keys skip the counters entirely (nothing to pay per request).
 - The budget reservation is the worst case over every deployment the request may reach
@@ -84,10 +86,24 @@ class Gate:
         if not limit_subjects and not budget_subjects:
             return _FREE
         output = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
+        reservation = None
+        if budget_subjects:
+            amount = 0 if price is None else estimate_micros(prompt_tokens, output, price)
+            now = self._wall_clock()
+            held = self.budgets.reserve(budget_subjects, amount, now)
+            if not isinstance(held, Reservation):
+                which = "team" if held.subject.startswith("team:") else "key"
+                raise QuotaExceeded(
+                    f"This {which} has used its budget for the period.",
+                    retry_after=held.retry_after(now),
+                )
+            reservation = held
         admission = None
         if limit_subjects:
             outcome = self.limits.admit(limit_subjects, self._clock(), prompt_tokens + output)
             if not isinstance(outcome, Admission):
+                if reservation is not None:
+                    self.budgets.release(reservation)
                 which = "team" if outcome.subject.startswith("team:") else "key"
                 raise RateLimited(
                     f"This {which} is over its limit of {_REASONS[outcome.reason]}; "
@@ -95,20 +111,6 @@ class Gate:
                     retry_after=max(1.0, math.ceil(outcome.retry_after)),
                 )
             admission = outcome
-        reservation = None
-        if budget_subjects:
-            amount = 0 if price is None else estimate_micros(prompt_tokens, output, price)
-            now = self._wall_clock()
-            held = self.budgets.reserve(budget_subjects, amount, now)
-            if not isinstance(held, Reservation):
-                if admission is not None:
-                    self.limits.release(admission)
-                which = "team" if held.subject.startswith("team:") else "key"
-                raise QuotaExceeded(
-                    f"This {which} has used its budget for the period.",
-                    retry_after=held.retry_after(now),
-                )
-            reservation = held
         return Ticket(admission, reservation)
 
     def settle(self, ticket: Ticket, *, tokens: int, cost_micros: int) -> None:

@@ -75,7 +75,9 @@ class LimitBackend(Protocol):
 class Window:
     """Counts per absolute sub-window index, only the last ``buckets`` of them kept."""
 
-    __slots__ = ("_counts", "buckets", "width")
+    # ``_total`` is the sum of ``_counts``; ``_oldest`` its smallest key (or +inf), so the
+    # common call finds nothing to expire without looking at every sub-window.
+    __slots__ = ("_counts", "_oldest", "_total", "buckets", "width")
 
     def __init__(self, window: float = 60.0, buckets: int = 60) -> None:
         if not window > 0 or buckets < 1:
@@ -83,24 +85,32 @@ class Window:
         self.width = window / buckets
         self.buckets = buckets
         self._counts: dict[int, int] = {}
+        self._total = 0
+        self._oldest = math.inf
 
     def index(self, now: float) -> int:
         return math.floor(now / self.width)
 
     def used(self, now: float) -> int:
         self._expire(self.index(now))
-        return sum(self._counts.values())
+        return self._total
 
     def add(self, now: float, amount: int) -> None:
         current = self.index(now)
         self._expire(current)
         self._counts[current] = self._counts.get(current, 0) + amount
+        self._total += amount
+        if current < self._oldest:
+            self._oldest = current
 
     def adjust(self, bucket: int, delta: int) -> bool:
         """Change an existing sub-window's count (never below zero); False if it is gone."""
-        if bucket not in self._counts:
+        count = self._counts.get(bucket)
+        if count is None:
             return False
-        self._counts[bucket] = max(0, self._counts[bucket] + delta)
+        changed = max(0, count + delta)
+        self._counts[bucket] = changed
+        self._total += changed - count
         return True
 
     def live(self, bucket: int, now: float) -> bool:
@@ -110,7 +120,7 @@ class Window:
         """Seconds until ``amount`` more fits under ``limit``: 0 if it fits now, the whole
         window if it never can."""
         self._expire(self.index(now))
-        excess = sum(self._counts.values()) + amount - limit
+        excess = self._total + amount - limit
         if excess <= 0:
             return 0.0
         for bucket in sorted(self._counts):
@@ -121,8 +131,11 @@ class Window:
 
     def _expire(self, current: int) -> None:
         oldest = current - self.buckets
+        if self._oldest > oldest:
+            return
         for bucket in [b for b in self._counts if b <= oldest]:
-            del self._counts[bucket]
+            self._total -= self._counts.pop(bucket)
+        self._oldest = min(self._counts, default=math.inf)
 
 
 @dataclass

@@ -75,6 +75,8 @@ class SkyrouteApp:
         self.state = state
         self.storage = storage
         self._admin: Handler | None = None  # set once the store is open
+        # Called when start-up is complete (the server uses it to tune the collector).
+        self.after_start: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._max_body = state.config.server.max_body_bytes
         engine = ChatEngine(state)
@@ -219,6 +221,8 @@ class SkyrouteApp:
             wall_clock=state.wall_clock,
         )
         self._admin = AdminApi(manager, state.directory, wall_clock=state.wall_clock)
+        if self.after_start is not None:
+            self.after_start()
 
     async def aclose(self) -> None:
         for provider in self.state.providers.values():

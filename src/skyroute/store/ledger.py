@@ -12,7 +12,7 @@ the batch in halves until the bad rows stand alone, and writes each of those to
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -23,10 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from skyroute.store import times
 from skyroute.store.errors import DB_ERRORS, begin, connect, describe
 from skyroute.store.schema import usage_dead_letter, usage_ledger
-
-# Rows per INSERT statement: 500 x 25 columns stays under both PostgreSQL's 32767 and
-# SQLite's 32766 bound-parameter limits.
-_CHUNK = 500
 
 
 class UsageRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -54,8 +50,8 @@ class UsageRow(msgspec.Struct, frozen=True, kw_only=True):
     stream: bool = False
     finish_reason: str | None = None
     estimated: bool = False
-    # When the attempt happened; None lets the database stamp its own time. Set it when
-    # replaying from the outbox so spend lands in the period it was made in.
+    # When the attempt happened; None means "now", when the row is inserted. The gateway
+    # always sets it, so a replay from the outbox keeps spend in the period it was made in.
     created_at: datetime | None = None
 
 
@@ -116,33 +112,39 @@ async def _insert_or_split(engine: AsyncEngine, rows: list[UsageRow], tally: _Ta
 
 
 async def _insert_batch(engine: AsyncEngine, rows: list[UsageRow]) -> int:
+    """One executemany: the statement is compiled once and cached, and SQLAlchemy packs the
+    rows into multi-row INSERTs itself (about 13 µs a row on SQLite; a fresh multi-row
+    ``VALUES`` statement per batch cost over 200 µs a row, all of it compiling)."""
     dialect = engine.dialect.name
-    inserted = 0
+    stamp = datetime.now(UTC)
+    values = [_values(row, dialect, stamp) for row in rows]
     async with begin(engine) as conn:
-        for start in range(0, len(rows), _CHUNK):
-            values = [_values(row, dialect) for row in rows[start : start + _CHUNK]]
-            result = await conn.execute(_insert_statement(dialect, values))
-            inserted += len(result.all())
-    return inserted
+        match dialect:
+            case "postgresql":
+                # asyncpg's executemany reports no row count; RETURNING does, and stays a
+                # bulk statement (insertmanyvalues).
+                result = await conn.execute(_POSTGRESQL_INSERT, values)
+                return len(result.all())
+            case "sqlite":
+                # sqlite3's executemany counts the rows it inserted (not the skipped ones).
+                result = await conn.execute(_SQLITE_INSERT, values)
+                return result.rowcount
+            case _:
+                raise ValueError(f"unsupported dialect {dialect!r}")
 
 
-def _insert_statement(dialect: str, values: list[dict[str, Any]]) -> sa.Insert:
-    match dialect:
-        case "postgresql":
-            pg = postgresql.insert(usage_ledger).values(values)
-            stmt: sa.Insert = pg.on_conflict_do_nothing(index_elements=["request_id", "attempt"])
-        case "sqlite":
-            lite = sqlite.insert(usage_ledger).values(values)
-            stmt = lite.on_conflict_do_nothing(index_elements=["request_id", "attempt"])
-        case _:
-            raise ValueError(f"unsupported dialect {dialect!r}")
-    return stmt.returning(usage_ledger.c.id)
+_CONFLICT = ["request_id", "attempt"]
+_POSTGRESQL_INSERT = (
+    postgresql.insert(usage_ledger)
+    .on_conflict_do_nothing(index_elements=_CONFLICT)
+    .returning(usage_ledger.c.id)
+)
+_SQLITE_INSERT = sqlite.insert(usage_ledger).on_conflict_do_nothing(index_elements=_CONFLICT)
 
 
-def _values(row: UsageRow, dialect: str) -> dict[str, Any]:
+def _values(row: UsageRow, dialect: str, stamp: datetime) -> dict[str, Any]:
     values = msgspec.structs.asdict(row)
-    created_at = row.created_at
-    values["created_at"] = sa.func.now() if created_at is None else times.to_db(created_at, dialect)
+    values["created_at"] = times.to_db(row.created_at or stamp, dialect)
     return values
 
 

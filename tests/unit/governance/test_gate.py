@@ -71,13 +71,24 @@ def test_no_max_tokens_reserves_the_default() -> None:
     assert outstanding == DEFAULT_MAX_TOKENS * 2
 
 
-def test_a_budget_refusal_gives_the_limit_admission_back() -> None:
+def test_a_budget_refusal_leaves_the_limits_untouched() -> None:
     gate, limits, _ = _gate()
-    caller = _caller(budget=BudgetSpec(limit_micros=10), max_parallel=1)
+    caller = _caller(budget=BudgetSpec(limit_micros=10), max_parallel=1, rpm=1)
     with pytest.raises(QuotaExceeded) as caught:
         gate.admit(caller, "m", prompt_tokens=100, max_tokens=100, price=PRICE)
     assert caught.value.code == "insufficient_quota" and caught.value.retry_after is not None
     assert limits.in_flight("key:k1") == 0
+    gate.admit(caller, "m", prompt_tokens=1, max_tokens=1, price=PRICE)  # rpm 1 still free
+
+
+def test_a_limit_refusal_releases_the_budget_reservation() -> None:
+    gate, _, budgets = _gate()
+    spec = BudgetSpec(limit_micros=10**6)
+    caller = _caller(budget=spec, max_parallel=1)
+    gate.admit(caller, "m", prompt_tokens=100, max_tokens=100, price=PRICE)
+    with pytest.raises(RateLimited):
+        gate.admit(caller, "m", prompt_tokens=100, max_tokens=100, price=PRICE)
+    assert budgets.outstanding(BudgetSubject("key:k1", spec), NOW) == 300
 
 
 def test_a_team_caps_its_keys() -> None:
