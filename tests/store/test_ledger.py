@@ -155,3 +155,10 @@ async def test_report_counts_only_the_period(engine: AsyncEngine) -> None:
     )
     assert [(r.group, r.attempts, r.cost_micros) for r in window] == [("gpt-4o", 1, 1001)]
     assert await usage_report(engine, by="model", since=now + timedelta(days=1)) == []
+
+
+def test_sqlite_fast_path_covers_every_column_in_order() -> None:
+    # The SQLite insert binds a UsageRow as a tuple: its fields must be the table's columns.
+    from skyroute.store.ledger import _COLUMNS
+
+    assert [column.name for column in _COLUMNS] == list(UsageRow.__struct_fields__)
