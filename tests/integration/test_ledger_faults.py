@@ -142,8 +142,8 @@ def reconcile(rows: list[Row], attempts: dict[Key, RequestRecord], *, exact: boo
         if row.estimated:
             continue
         if record.status != 200 or record.prompt_tokens is None:  # an upstream error
-            # The row keeps the gateway's status for the error (503 for an upstream 500).
-            assert row.status >= 400 and record.status is not None, (row, record)
+            # The row keeps the status the upstream answered with.
+            assert row.status == record.status, (row, record)
             assert (row.prompt_tokens, row.completion_tokens, row.cost_micros) == (0, 0, 0), row
             continue
         billed = (record.prompt_tokens, record.completion_tokens or 0)

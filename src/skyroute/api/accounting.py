@@ -122,7 +122,10 @@ class Meter:
         self.first_output = None
 
     def attempt_failed(self, deployment: DeploymentState, number: int, error: GatewayError) -> None:
-        self._write(deployment, number, status=error.status, error_code=error.code)
+        # The upstream's own status when it answered (reconcilable with its bill), else
+        # ours (a timeout, a reset).
+        status = error.upstream_status or error.status
+        self._write(deployment, number, status=status, error_code=error.code)
 
     def attempt_cancelled(self, deployment: DeploymentState, number: int) -> None:
         """The client left while the upstream was working: bill the prompt, flagged."""

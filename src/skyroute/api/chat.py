@@ -10,6 +10,7 @@ free to fail over; after it, a stream can only end with an in-band error.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from skyroute.api.accounting import Meter
 from skyroute.api.context import RequestContext
@@ -144,7 +145,9 @@ class ChatEngine:
             body = b""
         finally:
             response.close()
-        return provider.map_error(response.status, response, body, self.state.wall_clock())
+        error = provider.map_error(response.status, response, body, self.state.wall_clock())
+        error.upstream_status = response.status
+        return error
 
     async def _read_answer(
         self, provider: Provider, call: ChatCall, response: Response, idle: float
@@ -168,7 +171,7 @@ def _max_tokens(request: ChatRequest) -> int | None:
     return value if isinstance(value, int) and value >= 0 else None
 
 
-def served_headers(request_id: str, served: Served[object]) -> list[tuple[bytes, bytes]]:
+def served_headers(request_id: str, served: Served[Any]) -> list[tuple[bytes, bytes]]:
     content = JSON if isinstance(served.result, Answer) else b"text/event-stream"
     headers = base_headers(request_id, content)
     config = served.deployment.config

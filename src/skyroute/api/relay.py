@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
 from skyroute.api.accounting import StreamOutcome
 from skyroute.api.context import RequestContext, Send
@@ -121,7 +121,7 @@ async def relay_stream(
     output: StreamOutput,
     stream: OpenStream,
     headers: list[tuple[bytes, bytes]],
-    served: Served[object],
+    served: Served[Any],
     on_end: Callable[[StreamOutcome], None],
 ) -> Usage | None:
     """Send the stream to the client; returns the usage it reported, if any.
@@ -217,8 +217,8 @@ class _Relay:
         20-event answer costs one or two sends instead of twenty, while a paced stream
         still goes out chunk by chunk as it comes.
         """
-        for data in self._stream.held:
-            finished = self._relay(data)
+        for chunk in self._stream.held:
+            finished = self._relay(chunk)
             if finished is not False:
                 return finished
         while True:
@@ -245,7 +245,7 @@ class _Relay:
         except GatewayError as error:
             return None, error
 
-    def _relay(self, data: bytes) -> GatewayError | bool | None:
+    def _relay(self, data: bytes) -> GatewayError | Literal[False] | None:
         """Forward one chunk. ``False``: go on; ``None``: complete; an error: end with it."""
         if data == _DONE:
             return None

@@ -64,6 +64,9 @@ class GatewayError(Exception):
     fault: ClassVar[Fault] = Fault.GATEWAY
     retry_same: ClassVar[bool] = False
     try_another: ClassVar[bool] = False
+    # The HTTP status the upstream answered with, when an upstream answer caused this
+    # error (the usage ledger records it; ``status`` is what the client gets).
+    upstream_status: int | None = None
 
     def __init__(
         self,
