@@ -80,6 +80,36 @@ ANTHROPIC_BODY = json.dumps(
     },
     separators=(",", ":"),
 )
+BEDROCK_KEY = "sk-bench-bedrock"
+BEDROCK_MODEL = "bedrock-bench"
+UPSTREAM_BEDROCK = "us.anthropic.claude-3-7-sonnet-20250219-v1:0"
+BEDROCK_BODY = json.dumps(
+    {
+        "messages": [{"role": "user", "content": [{"text": PROMPT}]}],
+        "inferenceConfig": {"maxTokens": 256},
+    },
+    separators=(",", ":"),
+)
+GEMINI_KEY = "sk-bench-gemini"
+GEMINI_MODEL = "gemini-bench"
+UPSTREAM_GEMINI = "gemini-2.5-flash"
+GEMINI_BODY = json.dumps(
+    {
+        "contents": [{"role": "user", "parts": [{"text": PROMPT}]}],
+        "generationConfig": {"maxOutputTokens": 256},
+    },
+    separators=(",", ":"),
+)
+
+
+def translated_body(model: str) -> str:
+    """The OpenAI request the gateway translates for the ``model`` route."""
+    return json.dumps(
+        {"model": model, "max_tokens": 256, "messages": [{"role": "user", "content": PROMPT}]},
+        separators=(",", ":"),
+    )
+
+
 TRANSLATED_BODY = json.dumps(
     {
         "model": TRANSLATED_MODEL,
@@ -185,6 +215,8 @@ class Run:
         self.children: list[Child] = []
         self.emu_port = free_port()
         self.anth_port = free_port()
+        self.bedrock_port = free_port()
+        self.gemini_port = free_port()
         self.retries_left = 10
         self.results: dict[str, Any] = {
             "date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -270,6 +302,16 @@ class Run:
         )
         anth.wait_for_log("listening on http://127.0.0.1", timeout=20)
         self.anthropic = anth
+        for flavor, port, key in (
+            ("bedrock", self.bedrock_port, BEDROCK_KEY),
+            ("gemini", self.gemini_port, GEMINI_KEY),
+        ):
+            emulator = self.start(
+                f"emulator-{flavor}",
+                [skyroute, "emulate", flavor, "--port", str(port), "--api-key", key],
+                self.load_core,
+            )
+            emulator.wait_for_log("listening on http://127.0.0.1", timeout=20)
         direct_headers = [("Authorization", f"Bearer {UPSTREAM_KEY}")]
         self.direct = {"port": self.emu_port, "headers": direct_headers}
         self.results["direct_cells"] = self.direct_cells()
@@ -296,7 +338,8 @@ class Run:
         keys = {"master": MASTER_KEY, "upstream": UPSTREAM_KEY}
         if name == "skyroute":
             config = self.tmp / "skyroute.yaml"
-            config.write_text(_skyroute_config(self.emu_port, self.anth_port, self.tmp / "data"))
+            ports = (self.emu_port, self.anth_port, self.bedrock_port, self.gemini_port)
+            config.write_text(_skyroute_config(*ports, self.tmp / "data"))
             key = create_bench_key(config)
             version = environment.git("rev-parse", "--short", "HEAD")
             dirty = bool(environment.git("status", "--porcelain", "src"))
@@ -585,6 +628,19 @@ class Run:
                         path="/v1/messages",
                     ),
                 )
+                for name_, model, port, headers, body, path in self.translated_upstreams():
+                    _say(f"skyroute: translated path c=1 (OpenAI in, {name_} upstream)")
+                    res[f"latency_translated_{name_}"] = self.paired(
+                        gw,
+                        pid,
+                        "plain",
+                        n_plain,
+                        max(100, n_plain // 10),
+                        gw_target=self.target(
+                            "gateway", gw.port, gw.headers, translated_body(model)
+                        ),
+                        direct_target=self.target("direct", port, headers, body, path=path),
+                    )
                 _say("skyroute: memory per open stream")
                 res["held_streams"] = self.held(gw, pid)
             cells = []
@@ -605,6 +661,29 @@ class Run:
         finally:
             rss.stop()
         return res
+
+    def translated_upstreams(self) -> list[tuple[str, str, int, list[tuple[str, str]], str, str]]:
+        """(name, gateway model, upstream port, upstream headers, upstream body, path) of
+        each translated path besides Anthropic's: the same prompt sent to the emulator
+        directly in its own protocol, to subtract."""
+        return [
+            (
+                "bedrock",
+                BEDROCK_MODEL,
+                self.bedrock_port,
+                [("Authorization", f"Bearer {BEDROCK_KEY}")],
+                BEDROCK_BODY,
+                f"/model/{UPSTREAM_BEDROCK}/converse",
+            ),
+            (
+                "gemini",
+                GEMINI_MODEL,
+                self.gemini_port,
+                [("x-goog-api-key", GEMINI_KEY)],
+                GEMINI_BODY,
+                f"/v1beta/models/{UPSTREAM_GEMINI}:generateContent",
+            ),
+        ]
 
     def held(self, gw: peers.Gateway, pid: int) -> dict[str, Any]:
         count = 200 if self.quick else 400
@@ -758,7 +837,9 @@ def _other(busy: float | None, own: float, elapsed: float) -> float | None:
     return max(0.0, (busy - own) / elapsed)
 
 
-def _skyroute_config(emu_port: int, anth_port: int, data_dir: Path) -> str:
+def _skyroute_config(
+    emu_port: int, anth_port: int, bedrock_port: int, gemini_port: int, data_dir: Path
+) -> str:
     return f"""\
 auth:
   master_key: {MASTER_KEY}
@@ -773,6 +854,15 @@ providers:
     type: anthropic
     base_url: http://127.0.0.1:{anth_port}
     api_key: {ANTHROPIC_KEY}
+  bedrock:
+    type: bedrock
+    region: us-east-1
+    endpoint_url: http://127.0.0.1:{bedrock_port}
+    api_key: {BEDROCK_KEY}
+  gemini:
+    type: gemini
+    base_url: http://127.0.0.1:{gemini_port}
+    api_key: {GEMINI_KEY}
 models:
   {MODEL}:
     deployments:
@@ -783,6 +873,12 @@ models:
   {TRANSLATED_MODEL}:
     deployments:
       - {{provider: claude, model: {UPSTREAM_CLAUDE}}}
+  {BEDROCK_MODEL}:
+    deployments:
+      - {{provider: bedrock, model: "{UPSTREAM_BEDROCK}"}}
+  {GEMINI_MODEL}:
+    deployments:
+      - {{provider: gemini, model: {UPSTREAM_GEMINI}}}
 server:
   log_level: warning
   drain_seconds: 1

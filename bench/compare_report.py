@@ -77,11 +77,13 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
             lp["added_p99"] / 1000 <= ADDED_P99_MS,
         )
     )
-    if "latency_translated" in sky:
-        lt = sky["latency_translated"]["latency_us"]
+    for key, upstream in _TRANSLATED:
+        if key not in sky:
+            continue
+        lt = sky[key]["latency_us"]
         rows.append(
             (
-                "added p99, translated (OpenAI in, Anthropic upstream), c=1",
+                f"added p99, translated (OpenAI in, {upstream} upstream), c=1",
                 f"<= {TRANSLATED_P99_MS} ms",
                 f"{_ms(lt['added_p99'])} ms",
                 lt["added_p99"] / 1000 <= TRANSLATED_P99_MS,
@@ -288,18 +290,31 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+_TRANSLATED = (
+    ("latency_translated", "Anthropic Messages"),
+    ("latency_translated_bedrock", "Bedrock Converse"),
+    ("latency_translated_gemini", "Gemini generateContent"),
+)
+
+
 def _skyroute_extras(sky: dict[str, Any]) -> list[str]:
     out: list[str] = []
-    if "latency_translated" in sky:
-        lt = sky["latency_translated"]["latency_us"]
+    translated = [(key, upstream) for key, upstream in _TRANSLATED if key in sky]
+    if translated:
         out.append(
-            f"**Translated path** (skyroute only: OpenAI request in, `skyroute emulate anthropic` "
-            f"upstream; baseline: the equivalent Messages request sent straight to that emulator): "
-            f"added p50 {_ms(lt['added_p50'])} ms, p90 {_ms(lt['added_p90'])} ms, p99 "
-            f"{_ms(lt['added_p99'])} ms; "
-            f"{sky['latency_translated'].get('cpu_us_per_request', 0):.0f} µs "
-            f"of gateway CPU per request at c=1."
+            "**Translated paths** (skyroute only: an OpenAI request in, translated for the "
+            "emulated upstream; baseline: the equivalent request in the upstream's own protocol "
+            "sent straight to that emulator), c=1:"
         )
+        out.append("")
+        out.append("| upstream | added p50 | added p90 | added p99 | gateway CPU per request |")
+        out.append("|---|---|---|---|---|")
+        for key, upstream in translated:
+            lt = sky[key]["latency_us"]
+            out.append(
+                f"| {upstream} | {_ms(lt['added_p50'])} ms | {_ms(lt['added_p90'])} ms | "
+                f"{_ms(lt['added_p99'])} ms | {sky[key].get('cpu_us_per_request', 0):.0f} µs |"
+            )
         out.append("")
     held = sky.get("held_streams")
     if held:
