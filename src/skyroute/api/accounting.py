@@ -13,6 +13,7 @@ cost of all its attempts, or releases it when nothing was used.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -28,6 +29,24 @@ from skyroute.store.ledger import UsageRow
 
 # Not an HTTP status anyone sent: nginx's "client closed request", as is customary.
 CLIENT_CLOSED = 499
+
+
+# Row ids: random per process, then a counter (unique without a syscall per request); a
+# forked child draws its own prefix.
+_process_prefix = os.urandom(8).hex()
+_counter = itertools.count(1)
+
+
+def _new_process_prefix() -> None:
+    global _process_prefix
+    _process_prefix = os.urandom(8).hex()
+
+
+os.register_at_fork(after_in_child=_new_process_prefix)
+
+
+def _next_request_id() -> str:
+    return f"{_process_prefix}{next(_counter):08x}"
 
 
 class UsageSink(Protocol):
@@ -104,7 +123,7 @@ class Meter:
         self._caller = caller
         # The id the client sees may be its own (x-request-id) and so not unique: rows are
         # keyed by an id of ours, and carry the client's as the logical request id.
-        self._request_id = os.urandom(12).hex()
+        self._request_id = _next_request_id()
         self._logical_id = logical_id
         self._model = model
         self._stream = stream

@@ -26,8 +26,11 @@ from skyroute.store.errors import DB_ERRORS, begin, connect, describe
 from skyroute.store.schema import usage_dead_letter, usage_ledger
 
 
-class UsageRow(msgspec.Struct, frozen=True, kw_only=True):
-    """One upstream attempt, as the ledger stores it. Money is integer micro-dollars."""
+class UsageRow(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One upstream attempt, as the ledger stores it. Money is integer micro-dollars.
+
+    ``gc=False``: made per request and holding only scalars, it can be in no cycle, so the
+    cyclic collector need not track it."""
 
     request_id: str
     attempt: int
