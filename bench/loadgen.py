@@ -6,13 +6,20 @@ time to the first body byte (for a stream: the first event) and to the end of th
 A request counts as an error when the status is not 200, the connection breaks, or a stream
 does not end with `data: [DONE]`.
 
-Three modes, chosen by the spec's "mode":
+Four modes, chosen by the spec's "mode":
 
 - "paired": one connection per target, requests alternate between the targets (gateway,
   direct, gateway, ...), so both see the same client, machine state and drift. For the
   added-latency measurement at concurrency 1.
 - "closed": `concurrency` connections to one target for `warmup_s + duration_s`; only the
   window after warm-up is measured (throughput, latency, CPU of the watched processes).
+- "open": requests at fixed arrival times, `rate` per second for `warmup_s + duration_s`,
+  whether or not earlier ones have finished; latency counts from each request's scheduled
+  time, so queueing in the client or the server is not hidden (no coordinated omission).
+  Keep-alive connections come from a pool that grows on demand up to `max_connections`; a
+  request that finds none free waits for one, and one not sent within 1 s of its schedule
+  is the error "late". Reports the generator's share of a core, `generator_saturated` above
+  80 %.
 - "hold": open `streams` streaming requests and keep them open until told to let go (a line
   on stdin), to measure the memory each open stream costs the gateway.
 
@@ -29,15 +36,22 @@ import json
 import resource
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Callable
 from typing import Any
 
 import httptools
+from environment import raise_fd_limit
 from procs import core_busy_seconds, cpu_seconds, syscalls
 
 _ns = time.perf_counter_ns
 _DONE_TAIL = b"data: [DONE]\n\n"
 _CONNECT_BATCH = 32
+_LATE_NS = 1_000_000_000  # open mode: a request not sent within 1 s of its schedule is late
+# uvloop's timers have millisecond resolution and fire at once below it, so a shorter sleep
+# would spin; the open-mode scheduler wakes at most once a millisecond and sends what is due.
+_TICK_S = 0.001
+_SATURATED = 0.8  # share of one core above which the generator itself may be the bottleneck
 
 
 class ExchangeError(Exception):
@@ -359,11 +373,245 @@ async def run_hold(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_MODES = {"paired": run_paired, "closed": run_closed, "hold": run_hold}
+# -- open loop ---------------------------------------------------------------------------------
+
+
+class PooledConnection(Connection):
+    """A keep-alive connection of the open-mode pool: answers are reported by callback, so a
+    request costs no task and no future."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        check_done: bool,
+        on_answer: Callable[[PooledConnection, str | None], None],
+    ) -> None:
+        super().__init__(loop, check_done)
+        self._on_answer = on_answer
+        self.busy = False
+        self.scheduled_ns = self.sent_ns = self.end_ns = 0
+
+    def send(self, request: bytes, scheduled_ns: int) -> None:
+        assert self._transport is not None
+        self.first_body_ns = 0
+        self._tail = b""
+        self.busy = True
+        self.scheduled_ns = scheduled_ns
+        self.sent_ns = _ns()
+        self._transport.write(request)
+
+    def on_message_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if status != 200:
+            self._finish(f"status_{status}")
+        elif self._check_done and self._tail != _DONE_TAIL:
+            self._finish("stream_without_done")
+        else:
+            self._finish(None)
+
+    def _fail(self, kind: str) -> None:
+        self._finish(kind)
+
+    def _finish(self, kind: str | None) -> None:
+        if self.busy:
+            self.busy = False
+            self.end_ns = _ns()
+            self._on_answer(self, kind)
+
+
+class OpenLoop:
+    """The pool, the queue of requests waiting for a connection, and what was measured."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._target = spec["targets"][0]
+        self._request = self._target["request"].encode("latin-1")
+        self._check_done = bool(spec.get("stream", False))
+        self._max_connections = int(spec.get("max_connections", 4096))
+        self.window = (0, 0)  # scheduled times [from, to) that count; set when the run begins
+        self.conns: list[PooledConnection] = []
+        self.idle: list[PooledConnection] = []
+        self.waiting: deque[int] = deque()  # scheduled times, oldest first
+        self.opening = 0
+        self.live = 0
+        self.peak_live = 0
+        self.opened_during_run = 0
+        self.connect_errors: Counter[str] = Counter()
+        self.samples: list[tuple[int, int, int, int]] = []  # scheduled, sent, first, end
+        self.errors: Counter[str] = Counter()
+
+    async def prefill(self, count: int) -> None:
+        count = min(count, self._max_connections)
+        for first in range(0, count, _CONNECT_BATCH):
+            batch = min(_CONNECT_BATCH, count - first)
+            await asyncio.gather(*(self._open(during_run=False) for _ in range(batch)))
+
+    def dispatch(self, scheduled_ns: int) -> None:
+        conn = None if self.waiting else self._pop_idle()
+        if conn is not None:
+            conn.send(self._request, scheduled_ns)
+            return
+        self.waiting.append(scheduled_ns)
+        self.grow()
+
+    def _pop_idle(self) -> PooledConnection | None:
+        """The most recently used idle connection; ones the server closed (its keep-alive
+        timeout) are dropped on the way."""
+        while self.idle:
+            conn = self.idle.pop()
+            if not conn.lost:
+                return conn
+            self.live -= 1
+        return None
+
+    def grow(self) -> None:
+        """One new connection per waiting request, at most a batch connecting at once: a
+        burst past the server's listen backlog drops SYNs, each a 1 s retransmit."""
+        want = min(len(self.waiting), _CONNECT_BATCH, self._max_connections - self.live)
+        while self.opening < want:
+            self.opening += 1
+            self._loop.create_task(self._open(during_run=True, counted=True))
+
+    def expire(self, now_ns: int) -> None:
+        while self.waiting and now_ns - self.waiting[0] > _LATE_NS:
+            self._error(self.waiting.popleft(), "late")
+
+    def in_flight(self) -> int:
+        return sum(1 for conn in self.conns if conn.busy) + len(self.waiting)
+
+    def give_up(self) -> None:
+        """At the deadline: whatever is still waiting or unanswered counts as unfinished."""
+        for conn in self.conns:
+            if conn.busy:
+                self._error(conn.scheduled_ns, "unfinished_at_deadline")
+        while self.waiting:
+            self._error(self.waiting.popleft(), "unfinished_at_deadline")
+        for conn in self.conns:
+            conn.busy = False
+            conn.close()
+
+    async def _open(self, *, during_run: bool, counted: bool = False) -> None:
+        if not counted:
+            self.opening += 1
+        try:
+            _, conn = await self._loop.create_connection(
+                lambda: PooledConnection(self._loop, self._check_done, self._answered),
+                self._target["host"],
+                self._target["port"],
+            )
+        except OSError as exc:
+            self.connect_errors[type(exc).__name__] += 1
+            return
+        finally:
+            self.opening -= 1
+        self.conns.append(conn)
+        self.live += 1
+        self.peak_live = max(self.peak_live, self.live)
+        self.opened_during_run += during_run
+        self._take_next(conn)
+
+    def _answered(self, conn: PooledConnection, kind: str | None) -> None:
+        if kind is None:
+            self.samples.append(
+                (conn.scheduled_ns, conn.sent_ns, conn.first_body_ns or conn.end_ns, conn.end_ns)
+            )
+        else:
+            self._error(conn.scheduled_ns, kind)
+        if conn.lost:
+            self.live -= 1
+            self.grow()
+        else:
+            self._take_next(conn)
+
+    def _take_next(self, conn: PooledConnection) -> None:
+        now = _ns()
+        while self.waiting:
+            scheduled = self.waiting.popleft()
+            if now - scheduled > _LATE_NS:
+                self._error(scheduled, "late")
+                continue
+            conn.send(self._request, scheduled)
+            return
+        self.idle.append(conn)
+
+    def _error(self, scheduled_ns: int, kind: str) -> None:
+        if self.window[0] <= scheduled_ns < self.window[1]:
+            self.errors[kind] += 1
+
+
+async def run_open(spec: dict[str, Any]) -> dict[str, Any]:
+    rate = float(spec["rate"])
+    interval_ns = 1e9 / rate
+    total = int((float(spec["warmup_s"]) + float(spec["duration_s"])) * rate)
+    first_measured = int(float(spec["warmup_s"]) * rate)
+    watch = spec.get("watch", {})
+    pool = OpenLoop(spec)
+    await pool.prefill(int(spec.get("initial_connections", 16)))
+    begin = _ns()
+
+    def due(index: int) -> int:
+        return begin + round(index * interval_ns)
+
+    pool.window = (due(first_measured), due(total))
+    start: Snapshot | None = None
+    sent = 0
+    while sent < total:
+        now = _ns()
+        pool.expire(now)
+        while sent < total and due(sent) <= now:
+            if sent == first_measured:
+                start = Snapshot(watch)
+            pool.dispatch(due(sent))
+            sent += 1
+        if sent < total:
+            await asyncio.sleep(max((due(sent) - _ns()) / 1e9, _TICK_S))
+    end = Snapshot(watch)
+    deadline = _ns() + int(spec.get("grace_s", 10.0) * 1e9)
+    while pool.in_flight() and _ns() < deadline:
+        pool.expire(_ns())
+        await asyncio.sleep(0.01)
+    pool.give_up()
+    return _open_result(spec, pool, start.delta(end) if start else {})
+
+
+def _open_result(spec: dict[str, Any], pool: OpenLoop, measured: dict[str, Any]) -> dict[str, Any]:
+    kept = [s for s in pool.samples if pool.window[0] <= s[0] < pool.window[1]]
+    rate, warmup_s = float(spec["rate"]), float(spec["warmup_s"])
+    scheduled = int((warmup_s + float(spec["duration_s"])) * rate) - int(warmup_s * rate)
+    errors = sum(pool.errors.values())
+    elapsed = measured.get("elapsed_s") or 1e-9
+    cpu_share = measured.get("loadgen_cpu_s", 0.0) / elapsed
+    return {
+        "mode": "open",
+        "rate": spec["rate"],
+        "window": measured,
+        "scheduled": scheduled,
+        "completed": len(kept),
+        "achieved_rps": len(kept) / float(spec["duration_s"]),
+        "errors": dict(pool.errors),
+        "error_rate": errors / scheduled if scheduled else 0.0,
+        "latency_us": percentiles([s[3] - s[0] for s in kept]),
+        "first_byte_us": percentiles([s[2] - s[0] for s in kept]),
+        "send_lag_us": percentiles([s[1] - s[0] for s in kept]),
+        "service_us": percentiles([s[3] - s[1] for s in kept]),
+        "connections": {
+            "initial": int(spec.get("initial_connections", 16)),
+            "opened_during_run": pool.opened_during_run,
+            "peak": pool.peak_live,
+            "max": int(spec.get("max_connections", 4096)),
+            "connect_errors": dict(pool.connect_errors),
+        },
+        "generator_cpu_share": cpu_share,
+        "generator_saturated": cpu_share > _SATURATED,
+    }
+
+
+_MODES = {"paired": run_paired, "closed": run_closed, "open": run_open, "hold": run_hold}
 
 
 def main(argv: list[str]) -> int:
     spec = json.loads(argv[1])
+    raise_fd_limit()  # 2,000 streams or a 4,096-connection pool need more than 1,024
     try:
         import uvloop
     except ImportError:

@@ -1,4 +1,5 @@
-"""The admin HTTP API under ``/admin/``: teams, virtual keys, usage, and its own OpenAPI.
+"""The admin HTTP API under ``/admin/``: teams, virtual keys, usage, runtime facts, and
+its own OpenAPI.
 
 Decided, and why:
 
@@ -37,6 +38,7 @@ import msgspec
 from skyroute.api.context import RequestContext
 from skyroute.api.openapi import Param, openapi_document
 from skyroute.api.responses import JSON, base_headers, send_error, send_json
+from skyroute.api.runtime import RuntimeSource, RuntimeView
 from skyroute.api.surface import OPENAI
 from skyroute.core.errors import (
     GatewayError,
@@ -45,6 +47,7 @@ from skyroute.core.errors import (
     MethodNotAllowed,
     PermissionDenied,
     RouteNotFound,
+    ServiceUnavailable,
 )
 from skyroute.governance.directory import Caller, KeyDirectory
 from skyroute.governance.keys import Role
@@ -61,7 +64,7 @@ from skyroute.governance.manage import (
     UsageView,
     parse_since,
 )
-from skyroute.governance.policy import POLICY
+from skyroute.governance.policy import POLICY, can
 
 PREFIX = "/admin"
 PARAM = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -94,6 +97,7 @@ class Call:
     query: Mapping[str, str]
     body: object
     now: datetime
+    runtime: RuntimeSource | None = None
 
 
 Handler = Callable[[Call], Awaitable[object]]
@@ -213,6 +217,18 @@ async def _whoami(call: Call) -> WhoAmI:
     return WhoAmI(id=key.id, role=key.role, team_id=key.team_id)
 
 
+async def _runtime(call: Call) -> RuntimeView:
+    # Process-wide facts, like config: no team owns them, so only ``other`` scope admits.
+    if not can(call.caller.key, "config.read", None):
+        raise PermissionDenied("not allowed: config.read")
+    if call.runtime is None:
+        raise ServiceUnavailable("Runtime facts are not available in this gateway.")
+    view = call.runtime.read()
+    if call.query.get("reset") == "1":
+        call.runtime.reset_lag()
+    return view
+
+
 async def _openapi(call: Call) -> msgspec.Raw:
     return msgspec.Raw(_openapi_json())
 
@@ -225,6 +241,9 @@ def _openapi_json() -> bytes:
 
 _TEAM_ID = Param("team_id", "Only this team's objects.", pattern=PARAM.pattern)
 _BY = Param("by", "How to group.", required=True, enum=_USAGE_BY)
+_RESET = Param(
+    "reset", "1: start a new loop-lag window after this reading.", enum=("0", "1"), pattern="[01]"
+)
 _SINCE = Param("since", f"How far back: 30m, 24h, 7d, 2w or an ISO date; {DEFAULT_SINCE} unset.")
 
 # method, path, policy action, request Struct, answer type, summary, handler, (options)
@@ -251,6 +270,9 @@ ROUTES: tuple[AdminRoute, ...] = (
                _rotate_key, status=201, body_required=False),
     AdminRoute("GET", "/admin/usage", "usage.read", None, list[UsageView],
                "Usage and spend, grouped", _usage, query=(_BY, _SINCE, _TEAM_ID)),
+    AdminRoute("GET", "/admin/runtime", "config.read", None, RuntimeView,
+               "Event-loop lag, memory, open streams, pending usage rows, tasks",
+               _runtime, query=(_RESET,)),
     AdminRoute("GET", "/admin/whoami", None, None, WhoAmI,
                "The calling key", _whoami),
     AdminRoute("GET", "/admin/openapi.json", None, None, dict[str, Any],
@@ -342,8 +364,10 @@ class AdminApi:
         directory: KeyDirectory,
         *,
         wall_clock: Callable[[], float],
+        runtime: RuntimeSource | None = None,
     ) -> None:
         self._manager = manager
+        self._runtime = runtime
         self._directory = directory
         self._wall_clock = wall_clock
         self._encoder = msgspec.json.Encoder()
@@ -370,6 +394,7 @@ class AdminApi:
             query=parse_query(ctx.query, route),
             body=decode_body(ctx.body, route, ctx.header(b"content-type")),
             now=datetime.fromtimestamp(now, UTC),
+            runtime=self._runtime,
         )
         result = await route.handler(call)
         return route.status, self._encoder.encode(result)

@@ -32,6 +32,11 @@ class Lifecycle:
         self.streams_ended = False
         self._streams: set[asyncio.Task[object]] = set()
 
+    @property
+    def open_streams(self) -> int:
+        """Streams relaying now."""
+        return len(self._streams)
+
     def begin_drain(self, now: float, seconds: float) -> None:
         if not self.draining:
             self.draining = True

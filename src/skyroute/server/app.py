@@ -35,7 +35,7 @@ from skyroute.core.errors import (
     ServiceUnavailable,
 )
 from skyroute.governance.budget import BudgetLedger
-from skyroute.governance.directory import KeyDirectory
+from skyroute.governance.directory import Caller, KeyDirectory
 from skyroute.governance.gate import Gate
 from skyroute.governance.keys import KeyHasher
 from skyroute.governance.limits import MemoryLimits
@@ -44,6 +44,8 @@ from skyroute.providers.entra import TokenProvider
 from skyroute.providers.registry import build_providers
 from skyroute.routing.attempts import AttemptLoop
 from skyroute.routing.plan import ModelRoute, build_routes
+from skyroute.server.loop_monitor import LoopMonitor
+from skyroute.server.runtime import GatewayRuntime
 from skyroute.server.storage import Storage
 from skyroute.transport.client import HttpClient
 
@@ -75,6 +77,7 @@ class SkyrouteApp:
         self.state = state
         self.storage = storage
         self._admin: Handler | None = None  # set once the store is open
+        self.loop_monitor = LoopMonitor()  # runs between start() and aclose()
         # Called when start-up is complete (the server uses it to tune the collector).
         self.after_start: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -115,16 +118,7 @@ class SkyrouteApp:
                 state = self.state
                 caller = state.directory.resolve(surface.credential(headers), state.wall_clock())
             body = await _read_body(receive, headers, self._max_body) if route.reads_body else b""
-            ctx = RequestContext(
-                method=scope["method"],
-                path=raw_path.decode("latin-1"),
-                headers=headers,
-                body=body,
-                request_id=request_id,
-                send=responder,
-                query=scope.get("query_string", b""),
-                caller=caller,
-            )
+            ctx = _context(scope, raw_path, body, request_id, responder, caller)
             if route.reads_body:
                 await _cancel_on_disconnect(route.handler(ctx), receive, responder)
             else:
@@ -163,16 +157,7 @@ class SkyrouteApp:
         has_body = scope["method"] in ("POST", "PATCH", "PUT", "DELETE")
         limit = min(self._max_body, _ADMIN_BODY_LIMIT)
         body = await _read_body(receive, headers, limit) if has_body else b""
-        ctx = RequestContext(
-            method=scope["method"],
-            path=raw_path.decode("latin-1"),
-            headers=headers,
-            body=body,
-            request_id=request_id,
-            send=responder,
-            query=scope.get("query_string", b""),
-        )
-        await self._admin(ctx)
+        await self._admin(_context(scope, raw_path, body, request_id, responder, None))
 
     def request_drain(self) -> None:
         """Begin draining; safe to call from a signal handler or another thread."""
@@ -213,6 +198,7 @@ class SkyrouteApp:
 
         state = self.state
         await self.storage.start()
+        self.loop_monitor.start()
         assert self.storage.engine is not None
         manager = KeyManager(
             self.storage.engine,
@@ -220,11 +206,15 @@ class SkyrouteApp:
             state.directory,
             wall_clock=state.wall_clock,
         )
-        self._admin = AdminApi(manager, state.directory, wall_clock=state.wall_clock)
+        runtime = GatewayRuntime(self.loop_monitor, state.lifecycle, self.storage)
+        self._admin = AdminApi(
+            manager, state.directory, wall_clock=state.wall_clock, runtime=runtime
+        )
         if self.after_start is not None:
             self.after_start()
 
     async def aclose(self) -> None:
+        await self.loop_monitor.aclose()
         for provider in self.state.providers.values():
             await provider.aclose()
         await self.state.client.aclose()
@@ -328,6 +318,26 @@ def _find(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
         if key == name:
             return value
     return None
+
+
+def _context(
+    scope: Mapping[str, Any],
+    raw_path: bytes,
+    body: bytes,
+    request_id: str,
+    send: Send,
+    caller: Caller | None,
+) -> RequestContext:
+    return RequestContext(
+        method=scope["method"],
+        path=raw_path.decode("latin-1"),
+        headers=scope["headers"],
+        body=body,
+        request_id=request_id,
+        send=send,
+        query=scope.get("query_string", b""),
+        caller=caller,
+    )
 
 
 def _raw_path(scope: Mapping[str, Any]) -> bytes:

@@ -27,6 +27,7 @@ from skyroute.api.admin import (
 )
 from skyroute.api.context import Message, RequestContext
 from skyroute.api.openapi import openapi_document
+from skyroute.api.runtime import LoopLag, RuntimeView
 from skyroute.core.errors import (
     InvalidRequest,
     MethodNotAllowed,
@@ -331,6 +332,7 @@ SERVED_BY = {
     ("POST", "/admin/keys/{key_id}/revoke"): "revoke_key",
     ("POST", "/admin/keys/{key_id}/rotate"): "rotate_key",
     ("GET", "/admin/usage"): "usage",
+    ("GET", "/admin/runtime"): None,
     ("GET", "/admin/whoami"): None,
     ("GET", "/admin/openapi.json"): None,
 }
@@ -343,6 +345,20 @@ BODIES = {
 QUERIES = {("GET", "/admin/usage"): b"by=model&since=7d"}
 
 ROLE_KEYS = {role: f"{PREFIX}{role.value}-unit-key-000000000000000000" for role in Role}
+
+
+class FakeRuntime:
+    """Stands in for the gateway's ``RuntimeSource``: a fixed view, counting resets."""
+
+    def __init__(self) -> None:
+        self.resets = 0
+
+    def read(self) -> RuntimeView:
+        lag = LoopLag(max=1.5, p50=0.5, p99=1.0, p999=1.5, stalls_over_20ms=0, samples=100)
+        return RuntimeView(loop_lag_ms=lag, rss_kib=1, open_streams=2, outbox_pending=3, tasks=4)
+
+    def reset_lag(self) -> None:
+        self.resets += 1
 
 
 class Harness:
@@ -363,7 +379,13 @@ class Harness:
         )
         self.directory.replace(records, [])
         self.manager = RecordingManager()
-        self.api = AdminApi(cast(KeyManager, self.manager), self.directory, wall_clock=lambda: NOW)
+        self.runtime = FakeRuntime()
+        self.api = AdminApi(
+            cast(KeyManager, self.manager),
+            self.directory,
+            wall_clock=lambda: NOW,
+            runtime=self.runtime,
+        )
 
     async def request(
         self,
@@ -507,6 +529,40 @@ async def test_bad_usage_queries_are_400(harness: Harness, query: bytes) -> None
     status, _, _ = await harness.request("GET", "/admin/usage", query=query)
     assert status == 400
     assert harness.manager.calls == []
+
+
+async def test_runtime_answers_the_sources_view(harness: Harness) -> None:
+    status, body, _ = await harness.request("GET", "/admin/runtime")
+    assert status == 200
+    assert body == msgspec.to_builtins(harness.runtime.read())
+    assert harness.runtime.resets == 0
+
+
+async def test_runtime_resets_the_lag_window_after_reading_when_asked(harness: Harness) -> None:
+    status, _, _ = await harness.request("GET", "/admin/runtime", query=b"reset=1")
+    assert status == 200
+    assert harness.runtime.resets == 1
+    status, _, _ = await harness.request("GET", "/admin/runtime", query=b"reset=0")
+    assert harness.runtime.resets == 1
+    status, _, _ = await harness.request("GET", "/admin/runtime", query=b"reset=yes")
+    assert status == 400
+
+
+@pytest.mark.parametrize("role", [Role.TEAM_ADMIN, Role.VIEWER])
+async def test_runtime_is_for_admins_only(harness: Harness, role: Role) -> None:
+    status, body, _ = await harness.request("GET", "/admin/runtime", token=ROLE_KEYS[role])
+    assert status == 403
+    assert body["error"]["type"] == "permission_error"
+    assert harness.runtime.resets == 0
+
+
+async def test_runtime_without_a_source_is_503() -> None:
+    harness = Harness()
+    harness.api = AdminApi(
+        cast(KeyManager, harness.manager), harness.directory, wall_clock=lambda: NOW
+    )
+    status, _, _ = await harness.request("GET", "/admin/runtime")
+    assert status == 503
 
 
 # --- the OpenAPI document -----------------------------------------------------------
