@@ -96,7 +96,10 @@ class Window:
         return self._total
 
     def add(self, now: float, amount: int) -> None:
-        current = self.index(now)
+        self.add_at(self.index(now), amount)
+
+    def add_at(self, current: int, amount: int) -> None:
+        """``add`` at a sub-window index the caller has computed already."""
         self._expire(current)
         self._counts[current] = self._counts.get(current, 0) + amount
         self._total += amount
@@ -160,23 +163,26 @@ class MemoryLimits:
     ) -> Admission | Denied:
         if est_tokens < 0:
             raise ValueError("est_tokens must not be negative")
-        states = [self._state(s.id) for s in subjects]
-        denials = [
-            d
-            for s, st in zip(subjects, states, strict=True)
-            if (d := self._check(s, st, now, est_tokens)) is not None
-        ]
-        if denials:
-            return max(denials, key=lambda d: d.retry_after)
+        states = []
+        denial: Denied | None = None
+        for subject in subjects:
+            state = self._states.get(subject.id) or self._state(subject.id)
+            states.append(state)
+            found = self._check(subject, state, now, est_tokens)
+            if found is not None and (denial is None or found.retry_after > denial.retry_after):
+                denial = found
+        if denial is not None:
+            return denial
+        current = math.floor(now / (self._window / self._buckets))
         for state in states:
-            state.requests.add(now, 1)
-            state.tokens.add(now, est_tokens)
+            state.requests.add_at(current, 1)
+            state.tokens.add_at(current, est_tokens)
             state.parallel += 1
         admission = Admission(
             id=next(self._ids),
             subjects=tuple(s.id for s in subjects),
             est_tokens=est_tokens,
-            bucket=math.floor(now / (self._window / self._buckets)),
+            bucket=current,
         )
         self._open[admission.id] = admission
         return admission

@@ -28,8 +28,12 @@ _UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
 # What a database call may raise. Besides SQLAlchemy's own tree, drivers raise plain
 # Python errors for values they cannot encode before anything is sent (the sqlite3
 # module: OverflowError for an int beyond 64 bits), and sockets raise OSError.
+# SQLAlchemy's own usage errors (ArgumentError, a bad statement) are bugs, not data: they
+# are not caught here, so they cannot quarantine good rows.
 DB_ERRORS: tuple[type[Exception], ...] = (
-    sa_exc.SQLAlchemyError,
+    sa_exc.StatementError,  # DBAPIError and every driver error SQLAlchemy wraps
+    sa_exc.TimeoutError,  # the pool's
+    sa_exc.DisconnectionError,
     OSError,
     TimeoutError,
     ArithmeticError,

@@ -151,35 +151,41 @@ _POSTGRESQL_INSERT = (
     .returning(usage_ledger.c.id)
 )
 _COLUMNS = tuple(c for c in usage_ledger.c if c.name != "id")
-_Processor = Callable[[Any], Any] | None
+_Processor = Callable[[Any], Any]
 
 
 @functools.cache
-def _sqlite_insert_for(dialect: sa.Dialect) -> tuple[str, tuple[_Processor, ...]]:
+def _sqlite_insert_for(dialect: sa.Dialect) -> tuple[str, tuple[tuple[int, _Processor], ...]]:
+    """The statement, and SQLAlchemy's bind processor for each column that has one (on
+    SQLite: the booleans and the timestamp; text and integers go to the driver as they are)."""
     names = ", ".join(c.name for c in _COLUMNS)
     marks = ", ".join("?" for _ in _COLUMNS)
     statement = (
         f"INSERT INTO {usage_ledger.name} ({names}) VALUES ({marks}) "
         "ON CONFLICT (request_id, attempt) DO NOTHING"
     )
-    return statement, tuple(c.type.bind_processor(dialect) for c in _COLUMNS)
+    processors = tuple(
+        (index, process)
+        for index, column in enumerate(_COLUMNS)
+        if (process := column.type.bind_processor(dialect)) is not None
+    )
+    return statement, processors
 
 
-def _sqlite_insert(engine: AsyncEngine) -> tuple[str, tuple[_Processor, ...]]:
+def _sqlite_insert(engine: AsyncEngine) -> tuple[str, tuple[tuple[int, _Processor], ...]]:
     return _sqlite_insert_for(engine.dialect)
 
 
 def _row_params(
-    row: UsageRow, stamp: datetime, processors: tuple[_Processor, ...]
+    row: UsageRow, stamp: datetime, processors: tuple[tuple[int, _Processor], ...]
 ) -> tuple[Any, ...]:
-    values = msgspec.structs.astuple(row)
-    if row.created_at is None:
-        values = (*values[:-1], stamp)
-    values = (*values[:-1], times.to_db(values[-1], "sqlite"))
-    return tuple(
-        value if process is None or value is None else process(value)
-        for process, value in zip(processors, values, strict=True)
-    )
+    values = list(msgspec.structs.astuple(row))
+    values[-1] = times.to_db(row.created_at or stamp, "sqlite")
+    for index, process in processors:
+        value = values[index]
+        if value is not None:
+            values[index] = process(value)
+    return tuple(values)
 
 
 def _values(row: UsageRow, dialect: str, stamp: datetime) -> dict[str, Any]:
