@@ -53,6 +53,7 @@ import environment
 import held_streams
 import peers
 import procs
+import sweeps
 import wrk_runner
 from gateway_bench import (
     MASTER_KEY,
@@ -594,6 +595,7 @@ class Run:
             "cmd": " ".join(shlex.quote(c) for c in gw.cmd),
         }
         res["shape"] = self.verify(gw)
+        self.lag_phase(name, gw, {}, "start-up")  # starts a fresh window
         time.sleep(1.0)
         pid = child.pid
         res["pids_in_tree"] = len(tree_pids(pid))
@@ -650,6 +652,11 @@ class Run:
                     self.wrk_cell(gw.port, gw.headers, PLAIN_BODY, conc, pid, rss, warm_python=True)
                 )
             res["cells"] = cells
+            self.lag_phase(name, gw, res, "c=1 latency and throughput cells")
+            res["rate_sweep"] = self.rate_sweep(name, gw, pid)
+            self.lag_phase(name, gw, res, "open-loop rate sweep")
+            res["stream_sweep"] = self.stream_sweep(name, gw, pid)
+            self.lag_phase(name, gw, res, "stream sweep")
             time.sleep(1.0)
             res["rss_after_load_kib"] = tree_rss_kib(pid)
             res["rss_peak_kib"] = rss.peak(0.0)
@@ -658,9 +665,71 @@ class Run:
             if name == "skyroute" and self.args.soak_seconds > 0:
                 c64 = next(c for c in cells if c["concurrency"] == 64)
                 res["soak"] = self.soak(gw, pid, c64["rps"] / 2)
+                self.lag_phase(name, gw, res, "soak")
         finally:
             rss.stop()
         return res
+
+    # -- sweeps and loop lag --------------------------------------------------------------
+
+    # Open-loop rates tried per gateway, ascending (each gateway's range around its knee).
+    SWEEP_RATES = {
+        "skyroute": (1000, 2000, 4000, 6000, 8000, 10000, 12000, 16000),
+        "portkey": (250, 500, 1000, 1500, 2000, 3000),
+        "litellm": (25, 50, 100, 150, 200, 400),
+    }
+
+    def rate_sweep(self, name: str, gw: peers.Gateway, pid: int) -> dict[str, Any]:
+        rates = self.SWEEP_RATES.get(name, self.SWEEP_RATES["portkey"])
+        if self.quick:
+            rates = rates[:3]
+        _say(f"{name}: open-loop rate sweep {', '.join(f'{r:,}' for r in rates)} req/s")
+        return sweeps.rate_sweep(
+            self.loadgen,
+            self.target("gateway", gw.port, gw.headers, PLAIN_BODY),
+            self.target("direct", self.emu_port, self.direct["headers"], PLAIN_BODY),
+            rates=rates,
+            duration_s=3.0 if self.quick else 10.0,
+            watch=self.sweep_watch(pid),
+        )
+
+    def stream_sweep(self, name: str, gw: peers.Gateway, pid: int) -> dict[str, Any]:
+        # LiteLLM serves ~120 requests/s: 512 or 2,000 concurrent streams would not finish
+        # one round in a cell's time, so it is measured at 128 only.
+        concurrencies = (128,) if name == "litellm" or self.quick else (128, 512, 2000)
+        _say(f"{name}: stream sweep at {', '.join(map(str, concurrencies))} concurrent streams")
+        return sweeps.stream_sweep(
+            self.loadgen,
+            self.target("gateway", gw.port, gw.headers, STREAM_BODY),
+            self.target("direct", self.emu_port, self.direct["headers"], STREAM_BODY),
+            concurrencies=concurrencies,
+            duration_s=3.0 if self.quick else 10.0,
+            watch=self.sweep_watch(pid),
+        )
+
+    def sweep_watch(self, pid: int) -> dict[str, Any]:
+        assert self.emulator is not None
+        return {
+            "pids": {"gateway": pid, "emulator": self.emulator.pid},
+            "cores": [] if self.gw_core is None else [self.gw_core],
+        }
+
+    def lag_phase(self, name: str, gw: peers.Gateway, res: dict[str, Any], phase: str) -> None:
+        """skyroute only: the event-loop lag it measured itself since the last reading
+        (`GET /admin/runtime?reset=1`), recorded under ``res["loop_lag"][phase]``."""
+        if name != "skyroute":
+            return
+        conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+        try:
+            conn.request(
+                "GET", "/admin/runtime?reset=1", headers={"Authorization": f"Bearer {MASTER_KEY}"}
+            )
+            answer = conn.getresponse()
+            body = answer.read()
+        finally:
+            conn.close()
+        if answer.status == 200:
+            res.setdefault("loop_lag", {})[phase] = json.loads(body)["loop_lag_ms"]
 
     def translated_upstreams(self) -> list[tuple[str, str, int, list[tuple[str, str]], str, str]]:
         """(name, gateway model, upstream port, upstream headers, upstream body, path) of

@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import sweeps
+
 BEGIN = "<!-- side-by-side:begin -->"
 END = "<!-- side-by-side:end -->"
 NAMES = {"skyroute": "skyroute", "portkey": "Portkey", "litellm": "LiteLLM"}
@@ -21,6 +23,7 @@ VS_PORTKEY = 5
 CPU_US = 100
 RSS_IDLE_MB = 60
 PER_STREAM_KB = 30
+LOOP_STALL_MS = 20
 
 
 def _ms(us: float | None, sign: bool = False) -> str:
@@ -158,6 +161,29 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
                 held["per_stream_kib"] <= PER_STREAM_KB,
             )
         )
+    lag = sky.get("loop_lag")
+    if lag:
+        worst = max(phase["max"] for phase in lag.values())
+        stalls = sum(phase["stalls_over_20ms"] for phase in lag.values())
+        rows.append(
+            (
+                "event-loop stall, any phase (measured inside the gateway)",
+                f"none > {LOOP_STALL_MS} ms",
+                f"worst {worst:.1f} ms; {stalls} over {LOOP_STALL_MS} ms",
+                stalls == 0,
+            )
+        )
+    rate = sky.get("rate_sweep")
+    if rate is not None:
+        found = rate.get("sustainable_rate")
+        rows.append(
+            (
+                f"sustained req/s with added p99 < {rate['p99_bound_ms']:g} ms (open loop)",
+                "reported",
+                "none" if found is None else f"{found:,.0f} ({rate['limited_by']})",
+                None,
+            )
+        )
     return rows
 
 
@@ -285,6 +311,7 @@ def render(results: dict[str, Any]) -> str:
     sky = gws.get("skyroute")
     if sky:
         out += _skyroute_extras(sky)
+    out += _sweeps(results, order)
     out += _notes(results)
     out.append(END)
     return "\n".join(out) + "\n"
@@ -368,6 +395,36 @@ def _skyroute_extras(sky: dict[str, Any]) -> list[str]:
             out.append(
                 f"The issue asks for a 30-minute soak; this one ran {_dur(soak['seconds'])} "
                 f"(`--soak-seconds 1800` runs the full one)."
+            )
+        out.append("")
+    return out
+
+
+def _sweeps(results: dict[str, Any], order: list[str]) -> list[str]:
+    """Open-loop rate and concurrent-stream sweeps per gateway, and skyroute's loop lag."""
+    out: list[str] = []
+    for name in order:
+        gateway = results["gateways"][name]
+        rate, stream = gateway.get("rate_sweep"), gateway.get("stream_sweep")
+        if rate is None and stream is None:
+            continue
+        out += [f"### {NAMES.get(name, name)}: sustained rate and concurrent streams", ""]
+        out += [sweeps.render_sweeps_markdown(rate, stream), ""]
+    lag = results["gateways"].get("skyroute", {}).get("loop_lag")
+    if lag:
+        out += [
+            "### skyroute's event-loop lag, per phase",
+            "",
+            "Measured inside the gateway (a 10 ms timer's lateness, `GET /admin/runtime`, "
+            "reset at the start of each phase); percentiles are bucket upper bounds.",
+            "",
+            "| phase | max (ms) | p99 (ms) | p999 (ms) | stalls > 20 ms | samples |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for phase, v in lag.items():
+            out.append(
+                f"| {phase} | {v['max']:.1f} | {v['p99']:g} | {v['p999']:g} "
+                f"| {v['stalls_over_20ms']} | {v['samples']:,} |"
             )
         out.append("")
     return out
