@@ -44,28 +44,53 @@ Decided, and why:
 from __future__ import annotations
 
 import os
-import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from typing import Literal, get_args
+from typing import get_args
 
 import msgspec
-from msgspec import UNSET, UnsetType
+from msgspec import UnsetType
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from skyroute.core.errors import Conflict, InvalidRequest, ObjectNotFound, PermissionDenied
 from skyroute.governance import policy
-from skyroute.governance.budget import BudgetSpec, Period
+from skyroute.governance.admin_types import (
+    ID_BYTES,
+    MAX_ID,
+    MAX_NAME,
+    BudgetIn,
+    BudgetView,
+    KeyCreate,
+    KeyCreated,
+    KeyPatch,
+    KeyView,
+    ReportBy,
+    TeamCreate,
+    TeamPatch,
+    TeamView,
+    UsageView,
+    budget_spec,
+    check_cap,
+    check_caps,
+    check_key_fields,
+    check_metadata,
+    check_models,
+    check_text,
+    key_view,
+    parse_since,
+    parse_span,
+    team_name,
+    team_view,
+    usage_view,
+    usd_text,
+)
 from skyroute.governance.directory import Caller, KeyDirectory, record_from_row, team_from_row
 from skyroute.governance.keys import PREFIX, KeyHasher, KeyRecord, Role, generate_key
-from skyroute.governance.prices import to_micros
 from skyroute.store import (
     KeyRow,
     KeyUpdate,
-    ReportRow,
     TeamRow,
     TeamUpdate,
     get_key,
@@ -80,118 +105,26 @@ from skyroute.store import (
     usage_report,
 )
 
-ReportBy = Literal["key", "team", "model", "provider"]
-
-MAX_NAME = 200
-MAX_METADATA = 32
-MAX_METADATA_KEY = 64
-MAX_METADATA_VALUE = 512
-MAX_MODELS = 256
-MAX_MODEL = 200
-MAX_ID = 64
-MAX_CAP = 2**31 - 1  # the rate columns are 32-bit integers
-MAX_MICROS = 2**63 - 1
-_ID_BYTES = 8  # 16 hex characters
-
-
-class BudgetIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    usd: str
-    period: Period = Period.MONTH
-
-
-class TeamCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    name: str
-    budget: BudgetIn | None = None
-    rpm: int | None = None
-    tpm: int | None = None
-    max_parallel: int | None = None
-    metadata: dict[str, str] = {}
-
-
-class TeamPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    name: str | UnsetType = UNSET
-    budget: BudgetIn | UnsetType | None = UNSET
-    rpm: int | UnsetType | None = UNSET
-    tpm: int | UnsetType | None = UNSET
-    max_parallel: int | UnsetType | None = UNSET
-    metadata: dict[str, str] | UnsetType = UNSET
-
-
-class KeyCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    name: str = ""
-    team_id: str | None = None
-    role: Role = Role.KEY
-    models: list[str] | None = None
-    budget: BudgetIn | None = None
-    rpm: int | None = None
-    tpm: int | None = None
-    max_parallel: int | None = None
-    expires_at: datetime | None = None
-    metadata: dict[str, str] = {}
-
-
-class KeyPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    name: str | UnsetType = UNSET
-    role: Role | UnsetType = UNSET
-    models: list[str] | UnsetType | None = UNSET
-    budget: BudgetIn | UnsetType | None = UNSET
-    rpm: int | UnsetType | None = UNSET
-    tpm: int | UnsetType | None = UNSET
-    max_parallel: int | UnsetType | None = UNSET
-    expires_at: datetime | UnsetType | None = UNSET
-    metadata: dict[str, str] | UnsetType = UNSET
-
-
-class BudgetView(msgspec.Struct, frozen=True, kw_only=True):
-    usd: str
-    period: Period
-
-
-class TeamView(msgspec.Struct, frozen=True, kw_only=True):
-    id: str
-    name: str
-    budget: BudgetView | None
-    rpm: int | None
-    tpm: int | None
-    max_parallel: int | None
-    metadata: dict[str, str]
-    created_at: datetime | None
-
-
-class KeyView(msgspec.Struct, frozen=True, kw_only=True):
-    id: str
-    name: str
-    display: str
-    team_id: str | None
-    role: Role
-    models: list[str] | None
-    budget: BudgetView | None
-    rpm: int | None
-    tpm: int | None
-    max_parallel: int | None
-    expires_at: datetime | None
-    revoked_at: datetime | None
-    created_by: str | None
-    created_at: datetime | None
-    metadata: dict[str, str]
-
-
-class KeyCreated(msgspec.Struct, frozen=True, kw_only=True):
-    key: str
-    info: KeyView
-
-
-class UsageView(msgspec.Struct, frozen=True, kw_only=True):
-    group: str | None
-    requests: int
-    attempts: int
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int
-    cache_write_tokens: int
-    reasoning_tokens: int
-    cost_usd: str
-
+__all__ = [
+    "BudgetIn",
+    "BudgetView",
+    "KeyCreate",
+    "KeyCreated",
+    "KeyManager",
+    "KeyPatch",
+    "KeyView",
+    "ReportBy",
+    "TeamCreate",
+    "TeamPatch",
+    "TeamView",
+    "UsageView",
+    "key_view",
+    "parse_since",
+    "parse_span",
+    "team_view",
+    "usage_view",
+    "usd_text",
+]
 
 _CAPS = ("rpm", "tpm", "max_parallel")
 
@@ -218,10 +151,10 @@ class KeyManager:
 
     async def create_team(self, actor: Caller, spec: TeamCreate) -> TeamView:
         _require(actor, "teams.create", None)
-        name = _team_name(spec.name)
-        _check_metadata(spec.metadata)
-        budget = _budget(spec.budget)
-        _check_caps(spec.rpm, spec.tpm, spec.max_parallel)
+        name = team_name(spec.name)
+        check_metadata(spec.metadata)
+        budget = budget_spec(spec.budget)
+        check_caps(spec.rpm, spec.tpm, spec.max_parallel)
         row = TeamRow(
             id=self._new_id("team_"),
             name=name,
@@ -249,18 +182,18 @@ class KeyManager:
             raise _no_team(team_id)
         fields: dict[str, object] = {}
         if not isinstance(patch.name, UnsetType):
-            fields["name"] = _team_name(patch.name)
+            fields["name"] = team_name(patch.name)
         if not isinstance(patch.metadata, UnsetType):
-            _check_metadata(patch.metadata)
+            check_metadata(patch.metadata)
             fields["metadata"] = dict(patch.metadata)
         if not isinstance(patch.budget, UnsetType):
-            budget = _budget(patch.budget)
+            budget = budget_spec(patch.budget)
             fields["budget_period"] = None if budget is None else budget.period.value
             fields["budget_limit_micros"] = None if budget is None else budget.limit_micros
         for cap in _CAPS:
             value = getattr(patch, cap)
             if not isinstance(value, UnsetType):
-                _check_cap(cap, value)
+                check_cap(cap, value)
                 fields[cap] = value
         try:
             row = await update_team(self._engine, current.id, msgspec.convert(fields, TeamUpdate))
@@ -285,10 +218,10 @@ class KeyManager:
         if team_id is None and actor.key.role is not Role.ADMIN:
             team_id = actor.key.team_id
         if team_id is not None:
-            _check_text("team_id", team_id, MAX_ID)
-        _check_key_fields(spec.name, spec.models, spec.metadata)
-        _check_caps(spec.rpm, spec.tpm, spec.max_parallel)
-        budget = _budget(spec.budget)
+            check_text("team_id", team_id, MAX_ID)
+        check_key_fields(spec.name, spec.models, spec.metadata)
+        check_caps(spec.rpm, spec.tpm, spec.max_parallel)
+        budget = budget_spec(spec.budget)
         expires_at = self._expiry(spec.expires_at)
         if team_id is None and spec.role is not Role.ADMIN and actor.key.role is not Role.ADMIN:
             raise InvalidRequest("a key must belong to a team unless an admin creates it")
@@ -392,10 +325,10 @@ class KeyManager:
         return datetime.fromtimestamp(self._wall_clock(), UTC)
 
     def _new_id(self, prefix: str) -> str:
-        raw = self._rng_bytes(_ID_BYTES)
-        if len(raw) < _ID_BYTES:
+        raw = self._rng_bytes(ID_BYTES)
+        if len(raw) < ID_BYTES:
             raise ValueError("the random source returned too few bytes")
-        return prefix + raw[:_ID_BYTES].hex()
+        return prefix + raw[:ID_BYTES].hex()
 
     def _expiry(self, value: datetime | None) -> datetime | None:
         if value is None:
@@ -457,27 +390,27 @@ class KeyManager:
         record = record_from_row(current)
         changes: dict[str, object] = {}
         if not isinstance(patch.name, UnsetType):
-            _check_text("name", patch.name, MAX_NAME)
+            check_text("name", patch.name, MAX_NAME)
             fields["name"] = changes["name"] = patch.name
         if not isinstance(patch.role, UnsetType):
             fields["role"] = patch.role.value
             changes["role"] = patch.role
         if not isinstance(patch.models, UnsetType):
-            _check_models(patch.models)
+            check_models(patch.models)
             fields["models"] = patch.models
             changes["models"] = tuple(patch.models or ())
         if not isinstance(patch.metadata, UnsetType):
-            _check_metadata(patch.metadata)
+            check_metadata(patch.metadata)
             fields["metadata"] = changes["metadata"] = dict(patch.metadata)
         if not isinstance(patch.budget, UnsetType):
-            budget = _budget(patch.budget)
+            budget = budget_spec(patch.budget)
             changes["budget"] = budget
             fields["budget_period"] = None if budget is None else budget.period.value
             fields["budget_limit_micros"] = None if budget is None else budget.limit_micros
         for cap in _CAPS:
             value = getattr(patch, cap)
             if not isinstance(value, UnsetType):
-                _check_cap(cap, value)
+                check_cap(cap, value)
                 fields[cap] = changes[cap] = value
         if not isinstance(patch.expires_at, UnsetType):
             expires_at = self._expiry(patch.expires_at)
@@ -527,94 +460,6 @@ class KeyManager:
 # --- views -----------------------------------------------------------------------
 
 
-def usd_text(micros: int) -> str:
-    """Micro-dollars as an exact decimal string without trailing zeros (``"12.5"``)."""
-    text = format(Decimal(micros).scaleb(-6), "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def _budget_view(period: str | None, micros: int | None) -> BudgetView | None:
-    if period is None or micros is None:
-        return None
-    return BudgetView(usd=usd_text(micros), period=Period(period))
-
-
-def team_view(row: TeamRow) -> TeamView:
-    return TeamView(
-        id=row.id,
-        name=row.name,
-        budget=_budget_view(row.budget_period, row.budget_limit_micros),
-        rpm=row.rpm,
-        tpm=row.tpm,
-        max_parallel=row.max_parallel,
-        metadata=dict(row.metadata),
-        created_at=row.created_at,
-    )
-
-
-def key_view(row: KeyRow) -> KeyView:
-    return KeyView(
-        id=row.id,
-        name=row.name or "",
-        display=row.prefix + "…" + row.last4,
-        team_id=row.team_id,
-        role=Role(row.role),
-        models=None if row.models is None else list(row.models),
-        budget=_budget_view(row.budget_period, row.budget_limit_micros),
-        rpm=row.rpm,
-        tpm=row.tpm,
-        max_parallel=row.max_parallel,
-        expires_at=row.expires_at,
-        revoked_at=row.revoked_at,
-        created_by=row.created_by,
-        created_at=row.created_at,
-        metadata=dict(row.metadata),
-    )
-
-
-def usage_view(row: ReportRow) -> UsageView:
-    return UsageView(
-        group=row.group,
-        requests=row.requests,
-        attempts=row.attempts,
-        prompt_tokens=row.prompt_tokens,
-        completion_tokens=row.completion_tokens,
-        cached_tokens=row.cached_tokens,
-        cache_write_tokens=row.cache_write_tokens,
-        reasoning_tokens=row.reasoning_tokens,
-        cost_usd=usd_text(row.cost_micros),
-    )
-
-
-# --- since -----------------------------------------------------------------------
-
-_SPAN = re.compile(r"^\s*(\d{1,6})\s*([mhdw])\s*$")
-_UNIT_SECONDS: Mapping[str, int] = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_span(text: str) -> float:
-    """``"30m"``, ``"24h"``, ``"7d"``, ``"2w"`` in seconds; ``ValueError`` otherwise."""
-    match = _SPAN.match(text)
-    if match is None:
-        raise ValueError(f"not a duration like 30m, 24h, 7d or 2w: {text!r}")
-    return float(int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
-
-
-def parse_since(text: str, now: datetime) -> datetime:
-    """``now`` minus a duration (``"7d"``, ``"24h"``, ``"30m"``, ``"2w"``), or an ISO date
-    or date-time (UTC when it has no offset); ``ValueError`` otherwise."""
-    if _SPAN.match(text):
-        return now - timedelta(seconds=parse_span(text))
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"not a duration (7d, 24h, 30m, 2w) or ISO date: {text!r}") from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-# --- validation ------------------------------------------------------------------
-
-
 def _require(actor: Caller, action: str, team_id: str | None) -> None:
     if not policy.can(actor.key, action, team_id):
         raise PermissionDenied(f"not allowed: {action}")
@@ -650,70 +495,3 @@ def _plausible_id(value: str) -> bool:
 
 def _children(keys: Iterable[KeyRecord], key_id: str) -> list[KeyRecord]:
     return [k for k in keys if k.created_by == key_id and k.revoked_at is None]
-
-
-def _check_text(field: str, value: str, limit: int) -> None:
-    if "\x00" in value:
-        raise InvalidRequest(f"{field} must not contain NUL characters", param=field)
-    if len(value) > limit:
-        raise InvalidRequest(f"{field} is longer than {limit} characters", param=field)
-
-
-def _team_name(name: str) -> str:
-    _check_text("name", name, MAX_NAME)
-    if not name.strip():
-        raise InvalidRequest("name must not be empty", param="name")
-    return name
-
-
-def _check_metadata(metadata: Mapping[str, str]) -> None:
-    if len(metadata) > MAX_METADATA:
-        raise InvalidRequest(f"metadata has more than {MAX_METADATA} entries", param="metadata")
-    for key, value in metadata.items():
-        _check_text("metadata key", key, MAX_METADATA_KEY)
-        _check_text(f"metadata[{key!r}]", value, MAX_METADATA_VALUE)
-
-
-def _check_models(models: list[str] | None) -> None:
-    if models is None:
-        return
-    if not models:
-        raise InvalidRequest("models must not be empty; leave it out for every model")
-    if len(models) > MAX_MODELS:
-        raise InvalidRequest(f"models has more than {MAX_MODELS} entries", param="models")
-    for model in models:
-        _check_text("models", model, MAX_MODEL)
-        if not model:
-            raise InvalidRequest("models must not contain an empty name", param="models")
-
-
-def _check_key_fields(name: str, models: list[str] | None, metadata: Mapping[str, str]) -> None:
-    _check_text("name", name, MAX_NAME)
-    _check_models(models)
-    _check_metadata(metadata)
-
-
-def _check_cap(field: str, value: int | None) -> None:
-    if value is not None and not 1 <= value <= MAX_CAP:
-        raise InvalidRequest(f"{field} must be between 1 and {MAX_CAP}", param=field)
-
-
-def _check_caps(rpm: int | None, tpm: int | None, max_parallel: int | None) -> None:
-    _check_cap("rpm", rpm)
-    _check_cap("tpm", tpm)
-    _check_cap("max_parallel", max_parallel)
-
-
-def _budget(budget: BudgetIn | None) -> BudgetSpec | None:
-    if budget is None:
-        return None
-    _check_text("budget.usd", budget.usd, 40)
-    try:
-        micros = to_micros(budget.usd)
-    except ValueError:
-        raise InvalidRequest(
-            "budget.usd must be a decimal >= 0 with at most 6 places", param="budget"
-        ) from None
-    if micros > MAX_MICROS:
-        raise InvalidRequest("budget.usd is too large", param="budget")
-    return BudgetSpec(limit_micros=micros, period=budget.period)
