@@ -89,7 +89,6 @@ class Meter:
         "_model",
         "_open",
         "_pricing",
-        "_prompt_estimate",
         "_request_id",
         "_sink",
         "_started",
@@ -98,6 +97,7 @@ class Meter:
         "_wall_clock",
         "cost_micros",
         "first_output",
+        "prompt_estimate",
         "tokens",
     )
 
@@ -127,7 +127,7 @@ class Meter:
         self._logical_id = logical_id
         self._model = model
         self._stream = stream
-        self._prompt_estimate = prompt_estimate
+        self.prompt_estimate = prompt_estimate
         self._clock = clock
         self._wall_clock = wall_clock
         self._started: dict[int, float] = {}
@@ -148,7 +148,7 @@ class Meter:
 
     def attempt_cancelled(self, deployment: DeploymentState, number: int) -> None:
         """The client left while the upstream was working: bill the prompt, flagged."""
-        usage = Usage(prompt_tokens=self._prompt_estimate)
+        usage = Usage(prompt_tokens=self.prompt_estimate)
         self._write(
             deployment,
             number,
@@ -161,7 +161,7 @@ class Meter:
     def answered(self, deployment: DeploymentState, number: int, usage: Usage | None) -> None:
         estimated = usage is None
         if usage is None:
-            usage = Usage(prompt_tokens=self._prompt_estimate)
+            usage = Usage(prompt_tokens=self.prompt_estimate)
         self._write(deployment, number, status=200, usage=usage, estimated=estimated)
 
     def stream_opened(self, deployment: DeploymentState, number: int) -> None:
@@ -176,7 +176,7 @@ class Meter:
         usage, estimated = end.usage, False
         if usage is None:
             # No usage chunk came: about one token per content chunk, flagged as a guess.
-            usage = Usage(prompt_tokens=self._prompt_estimate, completion_tokens=end.chunks)
+            usage = Usage(prompt_tokens=self.prompt_estimate, completion_tokens=end.chunks)
             estimated = True
         code: str | None
         if end.cancelled:

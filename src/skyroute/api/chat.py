@@ -101,8 +101,9 @@ class ChatEngine:
                 meter.stream_opened(deployment, number)
             return result
 
-        est_tokens = request.prompt_chars // 4
-        return await self.state.attempts.run(request.model, attempt, est_tokens=est_tokens)
+        return await self.state.attempts.run(
+            request.model, attempt, est_tokens=meter.prompt_estimate
+        )
 
     async def _attempt(
         self, call: ChatCall, deployment: DeploymentState, remaining: float

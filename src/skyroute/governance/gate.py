@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Literal
 
 from skyroute.core.errors import ModelNotFound, QuotaExceeded, RateLimited
 from skyroute.governance.budget import BudgetLedger, BudgetSubject, Reservation
@@ -92,7 +93,7 @@ class Gate:
             now = self._wall_clock()
             held = self.budgets.reserve(budget_subjects, amount, now)
             if not isinstance(held, Reservation):
-                which = "team" if held.subject.startswith("team:") else "key"
+                which = held.subject.partition(":")[0]
                 raise QuotaExceeded(
                     f"This {which} has used its budget for the period.",
                     retry_after=held.retry_after(now),
@@ -104,7 +105,7 @@ class Gate:
             if not isinstance(outcome, Admission):
                 if reservation is not None:
                     self.budgets.release(reservation)
-                which = "team" if outcome.subject.startswith("team:") else "key"
+                which = outcome.subject.partition(":")[0]
                 raise RateLimited(
                     f"This {which} is over its limit of {_REASONS[outcome.reason]}; "
                     "retry after the time in Retry-After.",
@@ -130,14 +131,23 @@ class Gate:
                 self.budgets.release(ticket.reservation)
 
 
+Holder = Literal["key", "team"]
+
+
+def subject_id(holder: Holder, holder_id: str) -> str:
+    """The counter name of a key or a team (``key:<id>``, ``team:<id>``), in limits and
+    budgets alike."""
+    return f"{holder}:{holder_id}"
+
+
 def limit_subjects_of(caller: Caller) -> list[LimitSubject]:
     key, team = caller.key, caller.team
     subjects = []
     if key.rpm is not None or key.tpm is not None or key.max_parallel is not None:
         spec = LimitSpec(rpm=key.rpm, tpm=key.tpm, max_parallel=key.max_parallel)
-        subjects.append(LimitSubject("key:" + key.id, spec))
+        subjects.append(LimitSubject(subject_id("key", key.id), spec))
     if team is not None and team.limits != _NO_LIMITS:
-        subjects.append(LimitSubject("team:" + team.id, team.limits))
+        subjects.append(LimitSubject(subject_id("team", team.id), team.limits))
     return subjects
 
 
@@ -145,7 +155,7 @@ def budget_subjects_of(caller: Caller) -> list[BudgetSubject]:
     key, team = caller.key, caller.team
     subjects = []
     if key.budget is not None:
-        subjects.append(BudgetSubject("key:" + key.id, key.budget))
+        subjects.append(BudgetSubject(subject_id("key", key.id), key.budget))
     if team is not None and team.budget is not None:
-        subjects.append(BudgetSubject("team:" + team.id, team.budget))
+        subjects.append(BudgetSubject(subject_id("team", team.id), team.budget))
     return subjects

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,8 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from skyroute.core.config import StoreConfig
 from skyroute.core.errors import ServiceUnavailable
-from skyroute.governance.budget import BudgetLedger, BudgetSubject, period_bounds
+from skyroute.governance.budget import BudgetLedger, BudgetSpec, BudgetSubject, period_bounds
 from skyroute.governance.directory import KeyDirectory
+from skyroute.governance.gate import Holder, subject_id
 from skyroute.store import StoreUnavailable, engine_for, migrate
 from skyroute.store.engine import is_sqlite
 from skyroute.store.ledger import UsageRow
@@ -93,13 +94,11 @@ class Storage:
         if self.engine is not None:
             await self.engine.dispose()
 
-    async def _until(self, deadline: float, step: Callable[[], object]) -> None:
+    async def _until(self, deadline: float, step: Callable[[], Awaitable[None]]) -> None:
         """Run ``step`` until it succeeds; the store may still be starting up."""
         while True:
             try:
-                result = step()
-                if asyncio.iscoroutine(result):
-                    await result
+                await step()
                 return
             except StoreUnavailable as exc:
                 if asyncio.get_running_loop().time() + _RETRY > deadline:
@@ -128,19 +127,19 @@ class Storage:
         """Seed every budget account not yet seeded for its current period."""
         assert self.engine is not None
         now = self._wall_clock()
-        subjects: list[tuple[str, str, BudgetSubject]] = []
-        for key in self._directory.all_keys():
-            if key.budget is not None:
-                subjects.append(("key", key.id, BudgetSubject("key:" + key.id, key.budget)))
-        for team in self._directory.all_teams():
-            if team.budget is not None:
-                subjects.append(("team", team.id, BudgetSubject("team:" + team.id, team.budget)))
-        for holder, holder_id, subject in subjects:
+        subjects: list[tuple[Holder, str, BudgetSpec]] = [
+            ("key", key.id, key.budget) for key in self._directory.all_keys() if key.budget
+        ]
+        subjects += [
+            ("team", team.id, team.budget) for team in self._directory.all_teams() if team.budget
+        ]
+        for holder, holder_id, spec in subjects:
+            subject = BudgetSubject(subject_id(holder, holder_id), spec)
             start = period_bounds(subject.spec.period, now)[0]
             if (subject.id, start) in self._restored:
                 continue
             since = datetime.fromtimestamp(start, UTC)
-            spent = await spend_since(self.engine, holder, holder_id, since)  # type: ignore[arg-type]
+            spent = await spend_since(self.engine, holder, holder_id, since)
             # Spend this process made and has not shipped yet is in the account already.
             committed = max(spent, self._budgets.committed(subject, now))
             self._budgets.restore(subject, now, committed)
