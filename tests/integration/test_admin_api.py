@@ -273,12 +273,21 @@ def test_runtime_reports_loop_lag_memory_streams_outbox_and_tasks(world: World) 
         response = master.get("/admin/runtime")
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"loop_lag_ms", "rss_kib", "open_streams", "outbox_pending", "tasks"}
+    assert set(body) == {
+        "loop_lag_ms",
+        "rss_kib",
+        "open_streams",
+        "outbox_pending",
+        "tasks",
+        "in_flight",
+        "shed",
+    }
     lag = body["loop_lag_ms"]
     assert set(lag) == {"max", "p50", "p99", "p999", "stalls_over_20ms", "samples"}
     assert lag["samples"] > 0
     assert 0 <= lag["p50"] <= lag["p99"] <= lag["p999"] <= lag["max"]
     assert body["open_streams"] == 0
+    assert (body["in_flight"], body["shed"]) == (0, 0)
     assert body["outbox_pending"] >= 0
     assert body["tasks"] >= 2  # at least the loop monitor and the key refresh
     assert body["rss_kib"] is None or body["rss_kib"] > 1024

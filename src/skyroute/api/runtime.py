@@ -29,6 +29,8 @@ class RuntimeView(msgspec.Struct, frozen=True, kw_only=True):
     open_streams: int  # streaming responses being relayed now
     outbox_pending: int | None  # usage rows not yet in the database; None before start
     tasks: int  # asyncio tasks alive on the gateway's loop
+    in_flight: int  # model requests being served now
+    shed: int  # model requests refused with 503 as overload since start
 
 
 class RuntimeSource(Protocol):

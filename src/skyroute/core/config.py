@@ -193,10 +193,16 @@ class StoreConfig(_Section, frozen=True):
 
 
 class ServerConfig(_Section, frozen=True):
+    """``max_in_flight`` and ``shed_loop_lag_ms`` shed model requests with a fast 503 while
+    the gateway is overloaded (server/admission.py); ``shed_loop_lag_ms: 0`` turns the lag
+    signal off."""
+
     host: str = "127.0.0.1"
     port: int = 4000
     max_body_bytes: int = 32 * 1024 * 1024
     drain_seconds: float = 25.0
+    max_in_flight: int = 10_000
+    shed_loop_lag_ms: float = 50.0
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
@@ -387,6 +393,10 @@ def _check_values(config: Config) -> list[str]:
         errors.append("server.max_body_bytes: must be at least 1024")
     if config.server.drain_seconds < 0:
         errors.append("server.drain_seconds: must not be negative")
+    if config.server.max_in_flight < 1:
+        errors.append("server.max_in_flight: must be at least 1")
+    if config.server.shed_loop_lag_ms < 0:
+        errors.append("server.shed_loop_lag_ms: must not be negative (0 turns it off)")
     if not config.store.data_dir:
         errors.append("store.data_dir: must not be empty")
     if not 0 < config.store.key_refresh_seconds <= 300:

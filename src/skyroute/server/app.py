@@ -44,6 +44,7 @@ from skyroute.providers.entra import TokenProvider
 from skyroute.providers.registry import build_providers
 from skyroute.routing.attempts import AttemptLoop
 from skyroute.routing.plan import ModelRoute, build_routes
+from skyroute.server.admission import Admission
 from skyroute.server.loop_monitor import LoopMonitor
 from skyroute.server.runtime import GatewayRuntime
 from skyroute.server.storage import Storage
@@ -56,16 +57,26 @@ _SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 
 
 class _Route:
-    __slots__ = ("handler", "method", "needs_auth", "reads_body", "surface")
+    """``sheddable``: a model request, refused with a fast 503 while the gateway is
+    overloaded (server/admission.py)."""
+
+    __slots__ = ("handler", "method", "needs_auth", "reads_body", "sheddable", "surface")
 
     def __init__(
-        self, method: str, handler: Handler, *, needs_auth: bool, surface: Surface = OPENAI
+        self,
+        method: str,
+        handler: Handler,
+        *,
+        needs_auth: bool,
+        surface: Surface = OPENAI,
+        sheddable: bool = False,
     ) -> None:
         self.method = method
         self.handler = handler
         self.needs_auth = needs_auth
         self.reads_body = method == "POST"
         self.surface = surface
+        self.sheddable = sheddable
 
 
 # Admin requests are small; their bodies are capped well below the chat body limit.
@@ -78,6 +89,12 @@ class SkyrouteApp:
         self.storage = storage
         self._admin: Handler | None = None  # set once the store is open
         self.loop_monitor = LoopMonitor()  # runs between start() and aclose()
+        server = state.config.server
+        self.admission = Admission(
+            self.loop_monitor,
+            max_in_flight=server.max_in_flight,
+            shed_loop_lag_ms=server.shed_loop_lag_ms,
+        )
         # Called when start-up is complete (the server uses it to tune the collector).
         self.after_start: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -87,10 +104,14 @@ class SkyrouteApp:
             b"/healthz": _Route("GET", health, needs_auth=False),
             b"/readyz": _Route("GET", lambda ctx: readiness(state, ctx), needs_auth=False),
             b"/v1/models": _Route("GET", lambda ctx: models_list(state, ctx), needs_auth=True),
-            b"/v1/chat/completions": _Route("POST", ChatCompletions(engine), needs_auth=True),
-            b"/v1/messages": _Route("POST", Messages(engine), needs_auth=True, surface=ANTHROPIC),
+            b"/v1/chat/completions": _Route(
+                "POST", ChatCompletions(engine), needs_auth=True, sheddable=True
+            ),
+            b"/v1/messages": _Route(
+                "POST", Messages(engine), needs_auth=True, surface=ANTHROPIC, sheddable=True
+            ),
             b"/v1/messages/count_tokens": _Route(
-                "POST", count_tokens, needs_auth=True, surface=ANTHROPIC
+                "POST", count_tokens, needs_auth=True, surface=ANTHROPIC, sheddable=True
             ),
         }
 
@@ -113,16 +134,27 @@ class SkyrouteApp:
                 return
             route = self._route_for(scope["method"], raw_path)
             surface = route.surface
-            caller = None
-            if route.needs_auth:
-                state = self.state
-                caller = state.directory.resolve(surface.credential(headers), state.wall_clock())
-            body = await _read_body(receive, headers, self._max_body) if route.reads_body else b""
-            ctx = _context(scope, raw_path, body, request_id, responder, caller)
-            if route.reads_body:
-                await _cancel_on_disconnect(route.handler(ctx), receive, responder)
-            else:
-                await route.handler(ctx)
+            # Before authentication and the body: a shed request must cost little.
+            admission = self.admission if route.sheddable else None
+            if admission is not None:
+                admission.enter()
+            try:
+                caller = None
+                if route.needs_auth:
+                    state = self.state
+                    credential = surface.credential(headers)
+                    caller = state.directory.resolve(credential, state.wall_clock())
+                body = (
+                    await _read_body(receive, headers, self._max_body) if route.reads_body else b""
+                )
+                ctx = _context(scope, raw_path, body, request_id, responder, caller)
+                if route.reads_body:
+                    await _cancel_on_disconnect(route.handler(ctx), receive, responder)
+                else:
+                    await route.handler(ctx)
+            finally:
+                if admission is not None:
+                    admission.leave()
         except _ClientGone:
             return
         except GatewayError as error:
@@ -206,7 +238,7 @@ class SkyrouteApp:
             state.directory,
             wall_clock=state.wall_clock,
         )
-        runtime = GatewayRuntime(self.loop_monitor, state.lifecycle, self.storage)
+        runtime = GatewayRuntime(self.loop_monitor, state.lifecycle, self.storage, self.admission)
         self._admin = AdminApi(
             manager, state.directory, wall_clock=state.wall_clock, runtime=runtime
         )

@@ -49,6 +49,7 @@ class LoopMonitor:
         self._max_s = 0.0
         self.samples = 0
         self.stalls_over_20ms = 0
+        self.last_lag = 0.0  # seconds, the latest sample (load shedding reads it)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -57,6 +58,7 @@ class LoopMonitor:
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
+        self.last_lag = 0.0
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -74,6 +76,7 @@ class LoopMonitor:
         """Count one lag, in seconds (negative values count as 0)."""
         if lag < 0.0:
             lag = 0.0
+        self.last_lag = lag
         self._counts[bisect.bisect_left(self._edges_s, lag)] += 1
         self.samples += 1
         if lag > self._max_s:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from skyroute.api.runtime import LoopLag, RuntimeView
 from skyroute.api.state import Lifecycle
+from skyroute.server.admission import Admission
 from skyroute.server.loop_monitor import LoopMonitor
 from skyroute.server.storage import Storage
 
@@ -15,8 +16,15 @@ STATM = Path("/proc/self/statm")
 
 
 class GatewayRuntime:
-    def __init__(self, monitor: LoopMonitor, lifecycle: Lifecycle, storage: Storage) -> None:
+    def __init__(
+        self,
+        monitor: LoopMonitor,
+        lifecycle: Lifecycle,
+        storage: Storage,
+        admission: Admission,
+    ) -> None:
         self._monitor = monitor
+        self._admission = admission
         self._lifecycle = lifecycle
         self._storage = storage
 
@@ -36,6 +44,8 @@ class GatewayRuntime:
             open_streams=self._lifecycle.open_streams,
             outbox_pending=None if outbox is None else outbox.pending,
             tasks=len(asyncio.all_tasks()),
+            in_flight=self._admission.in_flight,
+            shed=self._admission.shed,
         )
 
     def reset_lag(self) -> None:

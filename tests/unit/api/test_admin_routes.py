@@ -355,7 +355,15 @@ class FakeRuntime:
 
     def read(self) -> RuntimeView:
         lag = LoopLag(max=1.5, p50=0.5, p99=1.0, p999=1.5, stalls_over_20ms=0, samples=100)
-        return RuntimeView(loop_lag_ms=lag, rss_kib=1, open_streams=2, outbox_pending=3, tasks=4)
+        return RuntimeView(
+            loop_lag_ms=lag,
+            rss_kib=1,
+            open_streams=2,
+            outbox_pending=3,
+            tasks=4,
+            in_flight=5,
+            shed=6,
+        )
 
     def reset_lag(self) -> None:
         self.resets += 1

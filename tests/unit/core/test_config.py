@@ -126,6 +126,17 @@ def test_values_are_checked() -> None:
     assert "models.m.circuit.failures: must be at least 1" in errors
 
 
+def test_load_shedding_settings_are_checked() -> None:
+    errors = _errors(
+        """
+        auth: {master_key: k}
+        server: {max_in_flight: 0, shed_loop_lag_ms: -1}
+        """
+    )
+    assert "server.max_in_flight: must be at least 1" in errors
+    assert "server.shed_loop_lag_ms: must not be negative (0 turns it off)" in errors
+
+
 def test_wrong_types_name_the_field() -> None:
     errors = _errors(
         """
