@@ -49,7 +49,7 @@ from skyroute.server.config_loader import load_config
 from skyroute.store import engine_for, migrate, redacted_url
 from skyroute.store.engine import is_sqlite
 from skyroute.store.errors import StoreUnavailable
-from skyroute.store.migrate import current_revision, head_revision
+from skyroute.store.revision import HEAD_REVISION, current_revision
 
 ADMIN = Caller(MASTER)
 
@@ -199,10 +199,11 @@ async def _with_store(args: argparse.Namespace, config: Config, action: Action) 
         if is_sqlite(engine):
             await migrate(engine)
         else:
-            current, head = await current_revision(engine), head_revision()
-            if current != head:
+            current = await current_revision(engine)
+            if current != HEAD_REVISION:
                 raise CliError(
-                    f"the schema of {_where(config)} is at {current or 'nothing'}, not {head}: "
+                    f"the schema of {_where(config)} is at {current or 'nothing'}, "
+                    f"not {HEAD_REVISION}: "
                     "run `skyroute migrate` first"
                 )
         hasher = KeyHasher(root)

@@ -43,6 +43,7 @@ def uvicorn_config(app: SkyrouteApp, host: str, port: int) -> uvicorn.Config:
         port=port,
         loop=_best_loop(),
         http="httptools",
+        ws="none",  # no websocket routes; not loading the library saves ~0.5 MiB
         lifespan="on",
         access_log=False,
         log_config=None,
@@ -63,7 +64,7 @@ def uvicorn_config(app: SkyrouteApp, host: str, port: int) -> uvicorn.Config:
 
 def serve(app: SkyrouteApp, host: str, port: int) -> None:
     tune_gc()
-    # The store's start-up (SQLAlchemy, Alembic, the key snapshot) makes many long-lived
+    # The store's start-up (SQLAlchemy, the key snapshot) makes many long-lived
     # objects after the freeze above; freeze again once it is done.
     app.after_start = _freeze
     DrainingServer(uvicorn_config(app, host, port), app).run()

@@ -30,8 +30,8 @@ from skyroute.governance.gate import Holder, subject_id
 from skyroute.store import StoreUnavailable, engine_for, migrate
 from skyroute.store.engine import is_sqlite
 from skyroute.store.ledger import UsageRow
-from skyroute.store.migrate import current_revision, head_revision
 from skyroute.store.outbox import Outbox, OutboxWriter
+from skyroute.store.revision import HEAD_REVISION, current_revision
 from skyroute.store.spend import spend_since
 
 log = logging.getLogger("skyroute.storage")
@@ -111,10 +111,11 @@ class Storage:
         if is_sqlite(self.engine):
             await migrate(self.engine)
             return
-        current, head = await current_revision(self.engine), head_revision()
-        if current != head:
+        current = await current_revision(self.engine)
+        if current != HEAD_REVISION:
             raise StorageError(
-                f"the database schema is at revision {current}, this version needs {head}: "
+                f"the database schema is at revision {current}, "
+                f"this version needs {HEAD_REVISION}: "
                 "run `skyroute migrate` first"
             )
 

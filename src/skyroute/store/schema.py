@@ -8,13 +8,32 @@ replay from the outbox does not move spend into a later period). The migrations 
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeEngine
 
 metadata = sa.MetaData()
 
-# JSONB on PostgreSQL (indexable, compact), JSON text elsewhere.
-Json = sa.JSON().with_variant(JSONB(), "postgresql")
+
+class _Json(sa.types.TypeDecorator[Any]):
+    """JSONB on PostgreSQL (indexable, compact), JSON text elsewhere. The PostgreSQL type is
+    imported only when PostgreSQL is in use: its dialect costs a SQLite gateway ~2 MiB of
+    memory for nothing."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(sa.JSON())
+
+
+Json = _Json()
 # SQLite only autoincrements an INTEGER PRIMARY KEY, which is 64-bit there anyway.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 Timestamp = sa.DateTime(timezone=True)
