@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import anthropic
@@ -36,6 +38,12 @@ def capped(limit: int) -> Any:
         doc["server"]["max_in_flight"] = limit
 
     return edit
+
+
+def lag_shedding(doc: dict[str, Any]) -> None:
+    """The default limit (the shared test config turns lag shedding off)."""
+    priced(doc)
+    del doc["server"]["shed_loop_lag_ms"]
 
 
 def runtime(gateway: GatewayThread) -> dict[str, Any]:
@@ -98,17 +106,12 @@ def test_streams_hold_their_slot_until_they_end(start_gateway, azure: EmulatorTh
     assert ask(client).choices
 
 
-def test_a_stalled_event_loop_sheds_until_it_catches_up(
-    start_gateway, azure: EmulatorThread
-) -> None:
-    gateway = start_gateway(priced)
+@contextmanager
+def stalled(gateway: GatewayThread) -> Iterator[None]:
+    """Inside, every iteration of the gateway's event loop blocks for 80 ms: a real, lasting
+    stall, so every lag sample is over the 50 ms default."""
     loop = gateway.app._loop  # the gateway thread's loop, set at start-up
     assert loop is not None
-    client = sdk(gateway)
-    ask(client)
-
-    # A real, lasting stall: while ``stalling`` is set, every loop iteration blocks for
-    # 80 ms, so every lag sample is over the 50 ms default and every request is shed.
     stalling = threading.Event()
     stalling.set()
 
@@ -119,19 +122,29 @@ def test_a_stalled_event_loop_sheds_until_it_catches_up(
 
     loop.call_soon_threadsafe(stall)
     time.sleep(0.3)
+    try:
+        yield
+    finally:
+        stalling.clear()
+
+
+def test_a_lagging_event_loop_sheds_until_it_catches_up(
+    start_gateway, azure: EmulatorThread
+) -> None:
+    gateway = start_gateway(lag_shedding)
+    client = sdk(gateway)
+    ask(client)
     errors: list[openai.APIStatusError] = []
 
     def one() -> None:
         errors.append(refusal(lambda: ask(client)))
 
     threads = [threading.Thread(target=one) for _ in range(3)]
-    try:
+    with stalled(gateway):
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(timeout=10)
-    finally:
-        stalling.clear()
     assert len(errors) == 3
     for error in errors:
         assert_overloaded(error)
@@ -143,16 +156,23 @@ def test_a_stalled_event_loop_sheds_until_it_catches_up(
     assert len(chats(azure, PRIMARY)) == 2
 
 
-def test_shedding_can_be_configured_off_for_lag(start_gateway, azure: EmulatorThread) -> None:
-    def edit(doc: dict[str, Any]) -> None:
-        priced(doc)
-        doc["server"]["shed_loop_lag_ms"] = 0
-
-    gateway = start_gateway(edit)
+def test_one_long_stall_is_not_overload(start_gateway, azure: EmulatorThread) -> None:
+    gateway = start_gateway(lag_shedding)
     loop = gateway.app._loop
     assert loop is not None
     client = sdk(gateway)
+    ask(client)
+    # One blocking callback: a single late sample, then the loop is free again. The
+    # request sent meanwhile waits it out and is served.
     loop.call_soon_threadsafe(time.sleep, 0.3)
     time.sleep(0.05)
-    assert ask(client).choices  # waited out the stall, was not shed
+    assert ask(client).choices
+    assert runtime(gateway)["shed"] == 0
+
+
+def test_shedding_can_be_configured_off_for_lag(start_gateway, azure: EmulatorThread) -> None:
+    gateway = start_gateway(priced)  # the shared test config has shed_loop_lag_ms: 0
+    client = sdk(gateway)
+    with stalled(gateway):
+        assert ask(client).choices  # slow, but not shed
     assert runtime(gateway)["shed"] == 0

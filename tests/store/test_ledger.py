@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import msgspec
 import pytest
@@ -36,6 +36,48 @@ async def test_rows_are_stored_as_given(engine: AsyncEngine) -> None:
     got = {str(name): stored[name] for name in expected}
     got["created_at"] = got["created_at"].replace(tzinfo=UTC)
     assert got == expected
+
+
+def _created(i: int) -> datetime:
+    """An instant in UTC, in another zone, or naive (taken as UTC), in turn."""
+    moment = LONG_AGO + timedelta(seconds=i, microseconds=i % 7)
+    match i % 3:
+        case 0:
+            return moment
+        case 1:
+            return moment.astimezone(timezone(timedelta(hours=5, minutes=30)))
+        case _:
+            return moment.replace(tzinfo=None)
+
+
+async def test_a_batch_of_many_statements_is_stored_as_given(engine: AsyncEngine) -> None:
+    # 250 rows: SQLite writes them as whole multi-row statements and a shorter last one.
+    rows = [
+        usage_row(
+            i,
+            error_code=None if i % 3 else "rate_limited",
+            estimated=i % 5 == 0,
+            ttft_ms=None if i % 2 else i,
+            created_at=_created(i),
+        )
+        for i in range(250)
+    ]
+    assert await insert_usage(engine, rows + rows[:3]) == InsertResult(
+        inserted=250, duplicates=3, dead_lettered=0
+    )
+    async with engine.connect() as conn:
+        stored = (await conn.execute(sa.select(usage_ledger))).all()
+    by_key = {(r.request_id, r.attempt): r._mapping for r in stored}
+    for row in rows:
+        expected = msgspec.structs.asdict(row)
+        got = by_key[(row.request_id, row.attempt)]
+        found = {name: got[name] for name in expected}
+        created = row.created_at
+        assert created is not None
+        want = created.astimezone(UTC) if created.tzinfo else created.replace(tzinfo=UTC)
+        assert found.pop("created_at").replace(tzinfo=UTC) == want
+        expected.pop("created_at")
+        assert found == expected
 
 
 async def test_duplicates_are_skipped_across_batches(engine: AsyncEngine) -> None:

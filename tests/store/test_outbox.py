@@ -389,3 +389,28 @@ async def test_flush_with_nothing_appended_is_immediate(tmp_path: Path) -> None:
     await engine.dispose()
     with pytest.raises(RuntimeError, match="closed"):
         outbox.append(_row(0))
+
+
+def test_batches_skip_quarantined_lines_and_cross_segments(tmp_path: Path) -> None:
+    directory = tmp_path / "outbox"
+    outbox = Outbox(directory, segment_bytes=2000)
+    for i in range(12):
+        outbox.append(_row(i))
+    first = _segment_files(directory)[0]
+    data = first.read_bytes()
+    second_line = slice(data.index(b"\n") + 1, data.index(b"\n", data.index(b"\n") + 1))
+    first.write_bytes(
+        data[: second_line.start] + b" " * len(data[second_line]) + data[second_line.stop :]
+    )
+    start, end = outbox._cursor, outbox._end()
+    shipped: list[str] = []
+    consumed = 0
+    while start < end:
+        batch = outbox_module._read_batch(directory, start, end, 5)
+        assert len(batch.rows) <= 5
+        shipped += [row.request_id for row in batch.rows]
+        consumed += batch.consumed
+        start = batch.end
+    outbox.close()
+    assert shipped == [f"req-{i}" for i in range(12) if i != 1]
+    assert consumed == 11 and start == end

@@ -224,37 +224,41 @@ class Meter:
             cost = cost_micros(usage, price)
         self.cost_micros += cost
         self.tokens += row_usage.tokens
-        prompt_details = row_usage.prompt_tokens_details
-        completion_details = row_usage.completion_tokens_details
+        cached = written = reasoning = 0
+        if (prompt_details := row_usage.prompt_tokens_details) is not None:
+            cached, written = prompt_details.cached_tokens, prompt_details.cache_write_tokens
+        if (completion_details := row_usage.completion_tokens_details) is not None:
+            reasoning = completion_details.reasoning_tokens
         key = self._caller.key
+        config = deployment.config
+        ttft = None
+        if self._stream and self.first_output is not None:
+            ttft = round((self.first_output - started) * 1000)
+        # Positional, in UsageRow's field order (see its docstring for why).
         self._sink.append(
             UsageRow(
-                request_id=self._request_id,
-                attempt=number,
-                logical_request_id=self._logical_id,
-                key_id=key.id,
-                team_id=key.team_id,
-                model=self._model,
-                deployment=f"{deployment.config.provider}/{deployment.config.model}",
-                provider=deployment.config.provider,
-                upstream_model=deployment.config.model,
-                status=status,
-                error_code=error_code,
-                prompt_tokens=row_usage.prompt_tokens,
-                completion_tokens=row_usage.completion_tokens,
-                cached_tokens=prompt_details.cached_tokens if prompt_details else 0,
-                cache_write_tokens=prompt_details.cache_write_tokens if prompt_details else 0,
-                reasoning_tokens=completion_details.reasoning_tokens if completion_details else 0,
-                cost_micros=cost,
-                latency_ms=round((now - started) * 1000),
-                ttft_ms=(
-                    None
-                    if self.first_output is None or not self._stream
-                    else round((self.first_output - started) * 1000)
-                ),
-                stream=self._stream,
-                finish_reason=finish_reason,
-                estimated=estimated,
-                created_at=datetime.fromtimestamp(self._wall_clock(), UTC),
+                self._request_id,  # request_id
+                number,  # attempt
+                self._logical_id,  # logical_request_id
+                key.id,  # key_id
+                key.team_id,  # team_id
+                self._model,  # model
+                f"{config.provider}/{config.model}",  # deployment
+                config.provider,  # provider
+                config.model,  # upstream_model
+                status,  # status
+                error_code,  # error_code
+                row_usage.prompt_tokens,  # prompt_tokens
+                row_usage.completion_tokens,  # completion_tokens
+                cached,  # cached_tokens
+                written,  # cache_write_tokens
+                reasoning,  # reasoning_tokens
+                cost,  # cost_micros
+                round((now - started) * 1000),  # latency_ms
+                ttft,  # ttft_ms
+                self._stream,  # stream
+                finish_reason,  # finish_reason
+                estimated,  # estimated
+                datetime.fromtimestamp(self._wall_clock(), UTC),  # created_at
             )
         )

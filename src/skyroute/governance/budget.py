@@ -93,8 +93,9 @@ class BudgetExceeded(msgspec.Struct, frozen=True, kw_only=True):
         return None if self.resets_at is None else max(0.0, self.resets_at - now)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Account:
+    subject: str
     period_start: int
     committed: int = 0
     outstanding: int = 0
@@ -118,8 +119,9 @@ class BudgetLedger:
         if amount_micros < 0:
             raise ValueError("amount_micros must not be negative")
         need = max(amount_micros, 1)
-        accounts = [self._account(s, now) for s in subjects]
-        for subject, account in zip(subjects, accounts, strict=True):
+        accounts = []
+        for subject in subjects:
+            account = self._account(subject, now)
             limit = subject.spec.limit_micros
             if account.committed + account.outstanding + need > limit:
                 return BudgetExceeded(
@@ -129,10 +131,14 @@ class BudgetLedger:
                     outstanding_micros=account.outstanding,
                     resets_at=period_bounds(subject.spec.period, now)[1],
                 )
-        for account in accounts:
+            accounts.append(account)
+        holds = []
+        for account in accounts:  # every subject has room: only now is any changed
             account.outstanding += amount_micros
-        holds = tuple((s.id, a.period_start) for s, a in zip(subjects, accounts, strict=True))
-        reservation = Reservation(id=next(self._ids), amount_micros=amount_micros, holds=holds)
+            holds.append((account.subject, account.period_start))
+        reservation = Reservation(
+            id=next(self._ids), amount_micros=amount_micros, holds=tuple(holds)
+        )
         self._open[reservation.id] = reservation
         return reservation
 
@@ -159,9 +165,11 @@ class BudgetLedger:
     def _close(self, reservation: Reservation, actual: int) -> bool:
         if self._open.pop(reservation.id, None) is None:
             return False
+        amount = reservation.amount_micros
+        accounts = self._accounts
         for subject_id, period_start in reservation.holds:
-            account = self._accounts[subject_id]
-            account.outstanding -= reservation.amount_micros
+            account = accounts[subject_id]
+            account.outstanding -= amount
             if account.period_start == period_start:
                 account.committed += actual
         return True
@@ -177,7 +185,7 @@ class BudgetLedger:
             return account
         start, end = period_bounds(period, now)
         if account is None:
-            account = self._accounts[subject.id] = _Account(period_start=start)
+            account = self._accounts[subject.id] = _Account(subject.id, period_start=start)
         elif start > account.period_start:
             # A new period: spend starts from zero, in-flight reservations stay held until
             # they settle. A clock that steps back never resets spend (reliability F17).

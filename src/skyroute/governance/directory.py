@@ -38,6 +38,7 @@ MASTER = KeyRecord(id=MASTER_ID, hash="", role=Role.ADMIN, name="master key")
 # Rows converted per slice during a refresh before yielding to the event loop, so a large
 # key table never stalls requests.
 _SLICE = 500
+_PREFIX = PREFIX.encode()
 
 
 class Team(msgspec.Struct, frozen=True, kw_only=True):
@@ -111,10 +112,10 @@ class KeyDirectory:
         """The caller behind a presented token, or ``AuthenticationFailed``."""
         raw = token or b""
         # Hash every token, master key or not, so both paths cost about the same.
-        key_hash = self.hasher.hash(raw.decode("utf-8", "surrogateescape"))
+        key_hash = self.hasher.hash_bytes(raw)
         if self._master_key.matches(raw) and token is not None:
             return Caller(MASTER)
-        record = self._by_hash.get(key_hash) if raw.startswith(PREFIX.encode()) else None
+        record = self._by_hash.get(key_hash) if raw.startswith(_PREFIX) else None
         if record is None or not record.is_active(now):
             raise AuthenticationFailed()
         team = self._teams.get(record.team_id) if record.team_id is not None else None

@@ -15,17 +15,21 @@ Decided, and why:
   ``DEFAULT_MAX_TOKENS`` when the client set none) at the dearest price among them.
 - Money is integer micro-dollars; the limit clock is monotonic, the budget clock is the
   wall clock (budget periods are calendar periods).
+- A key's subjects are worked out once per key record and team, not per request: the
+  records are frozen and the directory swaps in new objects when anything changes, so the
+  cache is checked by identity and can never serve stale limits or budgets.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from skyroute.core.errors import ModelNotFound, QuotaExceeded, RateLimited
 from skyroute.governance.budget import BudgetLedger, BudgetSubject, Reservation
-from skyroute.governance.directory import Caller
+from skyroute.governance.directory import Caller, Team
+from skyroute.governance.keys import KeyRecord
 from skyroute.governance.limits import Admission, LimitBackend, LimitSpec, LimitSubject
 from skyroute.governance.prices import Price, estimate_micros
 
@@ -54,6 +58,18 @@ _NO_LIMITS = LimitSpec()
 _FREE = Ticket(None, None)
 _FREE.closed = True
 
+# Keys whose subjects are cached; past this the cache starts again (a bound, not a policy).
+_MAX_CACHED_KEYS = 100_000
+
+
+class _Subjects(NamedTuple):
+    """What a key record and its team enforce, for the cache: checked by identity."""
+
+    key: KeyRecord
+    team: Team | None
+    limits: tuple[LimitSubject, ...]
+    budgets: tuple[BudgetSubject, ...]
+
 
 class Gate:
     def __init__(
@@ -68,6 +84,7 @@ class Gate:
         self.budgets = budgets
         self._clock = clock
         self._wall_clock = wall_clock
+        self._subjects: dict[str, _Subjects] = {}
 
     def admit(
         self,
@@ -82,8 +99,10 @@ class Gate:
         key = caller.key
         if not key.allows_model(model):
             raise ModelNotFound(model)
-        limit_subjects = limit_subjects_of(caller)
-        budget_subjects = budget_subjects_of(caller)
+        subjects = self._subjects.get(key.id)
+        if subjects is None or subjects.key is not key or subjects.team is not caller.team:
+            subjects = self._remember(caller)
+        limit_subjects, budget_subjects = subjects.limits, subjects.budgets
         if not limit_subjects and not budget_subjects:
             return _FREE
         output = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
@@ -119,16 +138,30 @@ class Gate:
         if ticket.closed:
             return
         ticket.closed = True
-        if ticket.admission is not None:
+        admission = ticket.admission
+        if admission is not None:
             if tokens:
-                self.limits.settle(ticket.admission, self._clock(), tokens)
+                self.limits.settle(admission, self._clock(), tokens)
             else:
-                self.limits.release(ticket.admission)
-        if ticket.reservation is not None:
+                self.limits.release(admission)
+        reservation = ticket.reservation
+        if reservation is not None:
             if cost_micros:
-                self.budgets.settle(ticket.reservation, cost_micros)
+                self.budgets.settle(reservation, cost_micros)
             else:
-                self.budgets.release(ticket.reservation)
+                self.budgets.release(reservation)
+
+    def _remember(self, caller: Caller) -> _Subjects:
+        subjects = _Subjects(
+            caller.key,
+            caller.team,
+            tuple(limit_subjects_of(caller)),
+            tuple(budget_subjects_of(caller)),
+        )
+        if len(self._subjects) >= _MAX_CACHED_KEYS:
+            self._subjects.clear()
+        self._subjects[caller.key.id] = subjects
+        return subjects
 
 
 Holder = Literal["key", "team"]

@@ -71,13 +71,16 @@ def hkdf_sha256(ikm: bytes, *, salt: bytes, info: bytes, length: int = 32) -> by
 class KeyHasher:
     """Derives the per-domain subkeys from the root secret and hashes keys for lookup."""
 
-    __slots__ = ("_subkeys",)
+    __slots__ = ("_mac", "_subkeys")
 
     def __init__(self, root_secret: Secret) -> None:
         if not root_secret:
             raise ValueError("the root secret must not be empty")
         ikm = root_secret.reveal().encode("utf-8")
         self._subkeys = {label: hkdf_sha256(ikm, salt=_HKDF_SALT, info=label) for label in LABELS}
+        # Keyed once; each hash copies it (``hmac.new`` per call sets the key up afresh:
+        # 1.6 µs against 1.1 µs, on every request).
+        self._mac = hmac.new(self._subkeys[KEY_HASHING], digestmod=hashlib.sha256)
 
     def subkey(self, label: bytes) -> bytes:
         try:
@@ -86,8 +89,13 @@ class KeyHasher:
             raise ValueError("unknown key-derivation label") from None
 
     def hash(self, key: str) -> str:
-        data = key.encode("utf-8", "surrogateescape")
-        return hmac.new(self._subkeys[KEY_HASHING], data, hashlib.sha256).hexdigest()
+        return self.hash_bytes(key.encode("utf-8", "surrogateescape"))
+
+    def hash_bytes(self, data: bytes) -> str:
+        """HMAC-SHA256 of ``data`` under the hashing subkey, in hex (the stored form)."""
+        mac = self._mac.copy()
+        mac.update(data)
+        return mac.hexdigest()
 
     def __repr__(self) -> str:
         return "KeyHasher(<redacted>)"

@@ -100,8 +100,10 @@ class Window:
 
     def add_at(self, current: int, amount: int) -> None:
         """``add`` at a sub-window index the caller has computed already."""
-        self._expire(current)
-        self._counts[current] = self._counts.get(current, 0) + amount
+        if self._oldest <= current - self.buckets:
+            self._expire(current)
+        counts = self._counts
+        counts[current] = counts.get(current, 0) + amount
         self._total += amount
         if current < self._oldest:
             self._oldest = current
@@ -122,7 +124,12 @@ class Window:
     def retry_after(self, now: float, limit: int, amount: int) -> float:
         """Seconds until ``amount`` more fits under ``limit``: 0 if it fits now, the whole
         window if it never can."""
-        self._expire(self.index(now))
+        return self.retry_after_at(self.index(now), now, limit, amount)
+
+    def retry_after_at(self, current: int, now: float, limit: int, amount: int) -> float:
+        """``retry_after`` at a sub-window index (of ``now``) the caller has computed."""
+        if self._oldest <= current - self.buckets:
+            self._expire(current)
         excess = self._total + amount - limit
         if excess <= 0:
             return 0.0
@@ -141,7 +148,7 @@ class Window:
         self._oldest = min(self._counts, default=math.inf)
 
 
-@dataclass
+@dataclass(slots=True)
 class _State:
     requests: Window = field(default_factory=Window)
     tokens: Window = field(default_factory=Window)
@@ -154,6 +161,8 @@ class MemoryLimits:
     def __init__(self, window: float = 60.0, buckets: int = 60) -> None:
         self._window = window
         self._buckets = buckets
+        # The sub-window width, as every ``Window`` here computes it: one index for all.
+        self._width = window / buckets
         self._states: dict[str, _State] = {}
         self._open: dict[int, Admission] = {}
         self._ids = itertools.count(1)
@@ -163,24 +172,24 @@ class MemoryLimits:
     ) -> Admission | Denied:
         if est_tokens < 0:
             raise ValueError("est_tokens must not be negative")
+        current = math.floor(now / self._width)
         states = []
         denial: Denied | None = None
         for subject in subjects:
             state = self._states.get(subject.id) or self._state(subject.id)
             states.append(state)
-            found = self._check(subject, state, now, est_tokens)
+            found = self._check(subject, state, current, now, est_tokens)
             if found is not None and (denial is None or found.retry_after > denial.retry_after):
                 denial = found
         if denial is not None:
             return denial
-        current = math.floor(now / (self._window / self._buckets))
         for state in states:
             state.requests.add_at(current, 1)
             state.tokens.add_at(current, est_tokens)
             state.parallel += 1
         admission = Admission(
             id=next(self._ids),
-            subjects=tuple(s.id for s in subjects),
+            subjects=tuple([s.id for s in subjects]),
             est_tokens=est_tokens,
             bucket=current,
         )
@@ -194,13 +203,16 @@ class MemoryLimits:
         if self._open.pop(admission.id, None) is None:
             return False
         delta = actual_tokens - admission.est_tokens
+        bucket = admission.bucket
+        current = math.floor(now / self._width)
+        live = bucket > current - self._buckets
         for subject_id in admission.subjects:
             state = self._states[subject_id]
             state.parallel -= 1
             tokens = state.tokens
-            adjusted = tokens.live(admission.bucket, now) and tokens.adjust(admission.bucket, delta)
+            adjusted = live and tokens.adjust(bucket, delta)
             if not adjusted and delta > 0:
-                tokens.add(now, delta)  # its sub-window has gone: count the excess now
+                tokens.add_at(current, delta)  # its sub-window has gone: count the excess now
         return True
 
     def release(self, admission: Admission) -> bool:
@@ -230,18 +242,21 @@ class MemoryLimits:
         return state
 
     @staticmethod
-    def _check(subject: LimitSubject, state: _State, now: float, est: int) -> Denied | None:
+    def _check(
+        subject: LimitSubject, state: _State, current: int, now: float, est: int
+    ) -> Denied | None:
         spec = subject.spec
         if spec.max_parallel is not None and state.parallel >= spec.max_parallel:
             return Denied(subject=subject.id, reason="parallel", retry_after=PARALLEL_RETRY_AFTER)
         if spec.rpm is not None:
-            wait = state.requests.retry_after(now, spec.rpm, 1)
+            wait = state.requests.retry_after_at(current, now, spec.rpm, 1)
             if wait > 0:
                 return Denied(subject=subject.id, reason="rpm", retry_after=wait)
         if spec.tpm is not None:
             # At least one token, so a zero estimate still needs some room left.
-            wait = state.tokens.retry_after(now, spec.tpm, min(max(est, 1), spec.tpm))
+            tokens = state.tokens
+            wait = tokens.retry_after_at(current, now, spec.tpm, min(max(est, 1), spec.tpm))
             if wait > 0 or spec.tpm < 1:
-                full = state.tokens.buckets * state.tokens.width
+                full = tokens.buckets * tokens.width
                 return Denied(subject=subject.id, reason="tpm", retry_after=wait or full)
         return None

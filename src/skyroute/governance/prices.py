@@ -130,37 +130,43 @@ def with_overrides(table: PriceTable, overrides: Mapping[str, object]) -> PriceT
     return PriceTable(version=version, entries=kept + parsed.entries)
 
 
-def _half_up(numerator: int) -> int:
-    return (numerator + MILLION // 2) // MILLION
-
-
 def cost_micros(usage: Usage, price: Price) -> int:
     """Exact cost of one attempt in micro-dollars, rounded half up once at the end."""
+    # Comparisons and no helpers (it runs once per attempt): the same sum as
+    # plain * input + cached * (cached_read or input) + written * (cache_write or input)
+    # + (completion - reasoning) * output + reasoning * (reasoning rate or output).
+    cached = written = reasoning = 0
     prompt_details = usage.prompt_tokens_details
-    cached = prompt_details.cached_tokens if prompt_details else 0
-    written = prompt_details.cache_write_tokens if prompt_details else 0
-    plain_input = max(0, usage.prompt_tokens - cached - written)
+    if prompt_details is not None:
+        cached, written = prompt_details.cached_tokens, prompt_details.cache_write_tokens
+    completion = usage.completion_tokens
     completion_details = usage.completion_tokens_details
-    reasoning = completion_details.reasoning_tokens if completion_details else 0
-    reasoning = min(reasoning, usage.completion_tokens)
-    numerator = (
-        plain_input * price.input
-        + cached * _or(price.cached_read, price.input)
-        + written * _or(price.cache_write, price.input)
-        + (usage.completion_tokens - reasoning) * price.output
-        + reasoning * _or(price.reasoning, price.output)
-    )
-    return _half_up(numerator)
+    if completion_details is not None:
+        reasoning = completion_details.reasoning_tokens
+    if reasoning > completion:
+        reasoning = completion
+    plain_input = usage.prompt_tokens - cached - written
+    if plain_input < 0:
+        plain_input = 0
+    numerator = plain_input * price.input + (completion - reasoning) * price.output
+    if cached:
+        numerator += cached * (price.input if price.cached_read is None else price.cached_read)
+    if written:
+        numerator += written * (price.input if price.cache_write is None else price.cache_write)
+    if reasoning:
+        numerator += reasoning * (price.output if price.reasoning is None else price.reasoning)
+    return (numerator + MILLION // 2) // MILLION  # half up
 
 
 def estimate_micros(prompt_tokens: int, max_tokens: int, price: Price) -> int:
     """The most a request may cost, for a budget reservation: the whole prompt at the
     dearest input rate, every output token at the dearest output rate, rounded up."""
-    input_rate = max(price.input, price.cache_write or 0)
-    output_rate = max(price.output, price.reasoning or 0)
+    # Comparisons rather than max(): this runs on every admitted request.
+    input_rate, cache_write = price.input, price.cache_write or 0
+    if cache_write > input_rate:
+        input_rate = cache_write
+    output_rate, reasoning = price.output, price.reasoning or 0
+    if reasoning > output_rate:
+        output_rate = reasoning
     numerator = prompt_tokens * input_rate + max_tokens * output_rate
     return -(-numerator // MILLION)
-
-
-def _or(value: int | None, default: int) -> int:
-    return default if value is None else value

@@ -10,9 +10,11 @@ Two signals, either one sheds:
 
 - **Requests in flight** above ``server.max_in_flight``: a bound on memory (each open
   stream holds buffers) and on the work already promised.
-- **Event-loop lag** above ``server.shed_loop_lag_ms`` in the loop monitor's latest
-  sample: the process is behind on CPU. The monitor samples every 10 ms, so shedding
-  starts with the first late sample and stops with the first timely one.
+- **Event-loop lag** above ``server.shed_loop_lag_ms`` in two samples in a row of the loop
+  monitor (one every 10 ms): the process is behind on CPU and staying behind. One late
+  sample is a burst or a single slow callback, already over by the time it is measured;
+  shedding then would refuse requests the gateway has room for. The first timely sample
+  ends shedding.
 
 Only model requests are shed (chat completions, messages, token counts): health checks
 and the admin API stay available, so operators can see and fix an overloaded gateway.
@@ -21,28 +23,38 @@ and the admin API stay available, so operators can see and fix an overloaded gat
 from __future__ import annotations
 
 from skyroute.core.errors import ServiceUnavailable
-from skyroute.server.loop_monitor import LoopMonitor
 
-# How long a shed client is told to wait: the lag signal clears within one 10 ms sample,
-# but a client retrying at once would land in the same overload.
+# How long a shed client is told to wait: shedding may end within 10 ms, but a client
+# retrying at once would land in the same overload.
 RETRY_AFTER_SECONDS = 1.0
+# Late samples in a row that mean "overloaded" rather than "a burst".
+LATE_SAMPLES_TO_SHED = 2
 
 
 class Admission:
-    __slots__ = ("_lag_limit_s", "_max_in_flight", "_monitor", "in_flight", "shed")
+    __slots__ = ("_lag_limit_s", "_late", "_max_in_flight", "in_flight", "shed", "shedding")
 
-    def __init__(self, monitor: LoopMonitor, *, max_in_flight: int, shed_loop_lag_ms: float):
-        self._monitor = monitor
+    def __init__(self, *, max_in_flight: int, shed_loop_lag_ms: float) -> None:
         self._max_in_flight = max_in_flight
-        # 0 turns lag shedding off: no lag sample is ever above infinity.
+        # 0 turns lag shedding off: no lag is ever above infinity.
         self._lag_limit_s = shed_loop_lag_ms / 1000 if shed_loop_lag_ms > 0 else float("inf")
+        self._late = 0  # late samples in a row
+        self.shedding = False  # the lag signal: shed every model request while True
         self.in_flight = 0
         self.shed = 0  # requests refused since start
+
+    def observe_lag(self, lag: float) -> None:
+        """One loop-lag sample, in seconds (the loop monitor calls this)."""
+        if lag > self._lag_limit_s:
+            self._late += 1
+        else:
+            self._late = 0
+        self.shedding = self._late >= LATE_SAMPLES_TO_SHED
 
     def enter(self) -> None:
         """Count one more request in flight, or raise 503 if the gateway is overloaded.
         Every successful ``enter`` must be paired with one ``leave``."""
-        if self.in_flight >= self._max_in_flight or self._monitor.last_lag > self._lag_limit_s:
+        if self.shedding or self.in_flight >= self._max_in_flight:
             self.shed += 1
             raise ServiceUnavailable(
                 "The gateway is overloaded; retry shortly.",

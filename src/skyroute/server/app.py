@@ -88,13 +88,12 @@ class SkyrouteApp:
         self.state = state
         self.storage = storage
         self._admin: Handler | None = None  # set once the store is open
-        self.loop_monitor = LoopMonitor()  # runs between start() and aclose()
         server = state.config.server
         self.admission = Admission(
-            self.loop_monitor,
-            max_in_flight=server.max_in_flight,
-            shed_loop_lag_ms=server.shed_loop_lag_ms,
+            max_in_flight=server.max_in_flight, shed_loop_lag_ms=server.shed_loop_lag_ms
         )
+        # Runs between start() and aclose().
+        self.loop_monitor = LoopMonitor(on_sample=self.admission.observe_lag)
         # Called when start-up is complete (the server uses it to tune the collector).
         self.after_start: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

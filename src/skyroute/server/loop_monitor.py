@@ -37,19 +37,20 @@ class LoopMonitor:
         clock: Callable[[], float] = time.perf_counter,
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_sample: Callable[[float], None] | None = None,
     ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
         self.interval = interval
         self._clock = clock
         self._sleep = sleep
+        self._on_sample = on_sample  # load shedding watches every sample (server/admission.py)
         self._edges_s = tuple(edge / 1000 for edge in EDGES_MS)
         self._stall_s = STALL_MS / 1000
         self._counts = [0] * len(EDGES_MS)
         self._max_s = 0.0
         self.samples = 0
         self.stalls_over_20ms = 0
-        self.last_lag = 0.0  # seconds, the latest sample (load shedding reads it)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -58,7 +59,6 @@ class LoopMonitor:
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        self.last_lag = 0.0
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -76,7 +76,8 @@ class LoopMonitor:
         """Count one lag, in seconds (negative values count as 0)."""
         if lag < 0.0:
             lag = 0.0
-        self.last_lag = lag
+        if self._on_sample is not None:
+            self._on_sample(lag)
         self._counts[bisect.bisect_left(self._edges_s, lag)] += 1
         self.samples += 1
         if lag > self._max_s:

@@ -12,6 +12,7 @@ the batch in halves until the bad rows stand alone, and writes each of those to
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -26,11 +27,14 @@ from skyroute.store.errors import DB_ERRORS, begin, connect, describe
 from skyroute.store.schema import usage_dead_letter, usage_ledger
 
 
-class UsageRow(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class UsageRow(msgspec.Struct, frozen=True, gc=False):
     """One upstream attempt, as the ledger stores it. Money is integer micro-dollars.
 
     ``gc=False``: made per request and holding only scalars, it can be in no cycle, so the
-    cyclic collector need not track it."""
+    cyclic collector need not track it. Not ``kw_only``: the meter makes one per attempt
+    positionally, since msgspec takes 23 keyword arguments five times slower (about 1 µs)
+    than 23 positional ones. The field order is the ledger's column order (``_COLUMNS``),
+    which a test holds it to."""
 
     request_id: str
     attempt: int
@@ -118,8 +122,11 @@ async def _insert_or_split(engine: AsyncEngine, rows: list[UsageRow], tally: _Ta
 async def _insert_batch(engine: AsyncEngine, rows: list[UsageRow]) -> int:
     """Insert ``rows`` in one transaction; the number the database did not have yet.
 
-    SQLite: one driver-level ``executemany`` of a fixed statement, parameters converted by
-    SQLAlchemy's own bind processors (about 7 µs a row, most of it in the driver's thread).
+    SQLite: multi-row ``INSERT ... VALUES (...), (...)`` statements of up to
+    ``_SQLITE_ROWS_PER_STATEMENT`` rows, parameters converted by SQLAlchemy's own bind
+    processors. One statement for a hundred rows costs SQLite about 30% less CPU per row
+    than an ``executemany`` of one-row statements (4.7 against 6.5 µs, measured with the
+    ledger's indexes), and all of it is on the gateway's core.
     PostgreSQL: a cached SQLAlchemy statement with RETURNING (asyncpg's executemany reports
     no row count), in slices, since SQLAlchemy binds on the event loop's thread.
     """
@@ -128,10 +135,21 @@ async def _insert_batch(engine: AsyncEngine, rows: list[UsageRow]) -> int:
     async with begin(engine) as conn:
         match engine.dialect.name:
             case "sqlite":
-                statement, processors = _sqlite_insert(engine)
-                params = [_row_params(row, stamp, processors) for row in rows]
-                result = await conn.exec_driver_sql(statement, params)
-                inserted = result.rowcount
+                # Whole statements in one executemany, then the rest: two calls into the
+                # driver's thread, each a wake-up of the event loop.
+                per = _SQLITE_ROWS_PER_STATEMENT
+                whole = len(rows) - len(rows) % per
+                if whole:
+                    statement, processors = _sqlite_insert_for(engine.dialect, per)
+                    many = [
+                        _statement_params(rows[start : start + per], stamp, processors)
+                        for start in range(0, whole, per)
+                    ]
+                    inserted += (await conn.exec_driver_sql(statement, many)).rowcount
+                if whole < len(rows):
+                    statement, processors = _sqlite_insert_for(engine.dialect, len(rows) - whole)
+                    params = _statement_params(rows[whole:], stamp, processors)
+                    inserted += (await conn.exec_driver_sql(statement, params)).rowcount
             case "postgresql":
                 for start in range(0, len(rows), _ROWS_PER_STATEMENT):
                     piece = rows[start : start + _ROWS_PER_STATEMENT]
@@ -154,14 +172,21 @@ _COLUMNS = tuple(c for c in usage_ledger.c if c.name != "id")
 _Processor = Callable[[Any], Any]
 
 
+# SQLite before 3.32 allows 999 parameters per statement; later ones 32766.
+_SQLITE_ROWS_PER_STATEMENT = 100 if sqlite3.sqlite_version_info >= (3, 32) else 999 // len(_COLUMNS)
+
+
 @functools.cache
-def _sqlite_insert_for(dialect: sa.Dialect) -> tuple[str, tuple[tuple[int, _Processor], ...]]:
-    """The statement, and SQLAlchemy's bind processor for each column that has one (on
-    SQLite: the booleans and the timestamp; text and integers go to the driver as they are)."""
+def _sqlite_insert_for(
+    dialect: sa.Dialect, rows: int
+) -> tuple[str, tuple[tuple[int, _Processor], ...]]:
+    """The statement for ``rows`` rows, and SQLAlchemy's bind processor for each column
+    that has one (on SQLite: the booleans; text, integers and the timestamp go to the
+    driver as they are)."""
     names = ", ".join(c.name for c in _COLUMNS)
-    marks = ", ".join("?" for _ in _COLUMNS)
+    marks = "(" + ", ".join("?" for _ in _COLUMNS) + ")"
     statement = (
-        f"INSERT INTO {usage_ledger.name} ({names}) VALUES ({marks}) "
+        f"INSERT INTO {usage_ledger.name} ({names}) VALUES {', '.join([marks] * rows)} "
         "ON CONFLICT (request_id, attempt) DO NOTHING"
     )
     processors = tuple(
@@ -172,20 +197,31 @@ def _sqlite_insert_for(dialect: sa.Dialect) -> tuple[str, tuple[tuple[int, _Proc
     return statement, processors
 
 
-def _sqlite_insert(engine: AsyncEngine) -> tuple[str, tuple[tuple[int, _Processor], ...]]:
-    return _sqlite_insert_for(engine.dialect)
+def _statement_params(
+    rows: list[UsageRow], stamp: datetime, processors: tuple[tuple[int, _Processor], ...]
+) -> tuple[Any, ...]:
+    """The parameters of one multi-row statement: every row's, one after the other."""
+    params: list[Any] = []
+    for row in rows:
+        params += _row_params(row, stamp, processors)
+    return tuple(params)
 
 
 def _row_params(
     row: UsageRow, stamp: datetime, processors: tuple[tuple[int, _Processor], ...]
-) -> tuple[Any, ...]:
+) -> list[Any]:
     values = list(msgspec.structs.astuple(row))
-    values[-1] = times.to_db(row.created_at or stamp, "sqlite")
+    created = row.created_at or stamp
+    # Naive UTC, as ``times.to_db`` makes it; a value in UTC already (every row the
+    # gateway or the outbox makes) needs no conversion, only its zone dropped.
+    values[-1] = (
+        created.replace(tzinfo=None) if created.tzinfo is UTC else times.to_db(created, "sqlite")
+    )
     for index, process in processors:
         value = values[index]
         if value is not None:
             values[index] = process(value)
-    return tuple(values)
+    return values
 
 
 def _values(row: UsageRow, dialect: str, stamp: datetime) -> dict[str, Any]:

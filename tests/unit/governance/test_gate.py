@@ -100,3 +100,27 @@ def test_a_team_caps_its_keys() -> None:
         gate.admit(second, "m", prompt_tokens=1, max_tokens=1, price=None)
     gate.settle(ticket, tokens=0, cost_micros=0)  # nothing used: released
     gate.admit(second, "m", prompt_tokens=1, max_tokens=1, price=None)
+
+
+def test_a_changed_key_or_team_is_enforced_from_its_next_request() -> None:
+    # The gate remembers a key's subjects per record and team object: a new record (the
+    # directory swaps one in on every change) must never meet the old limits.
+    gate, limits, _ = _gate()
+    caller = _caller(rpm=1)
+    gate.admit(caller, "m", prompt_tokens=1, max_tokens=1, price=None)
+    with pytest.raises(RateLimited):
+        gate.admit(caller, "m", prompt_tokens=1, max_tokens=1, price=None)
+    gate.admit(_caller(rpm=2), "m", prompt_tokens=1, max_tokens=1, price=None)
+    unlimited = _caller()
+    assert gate.admit(unlimited, "m", prompt_tokens=1, max_tokens=1, price=None).admission is None
+    record = unlimited.key
+    team = Team(id="t1", name="t", limits=LimitSpec(max_parallel=1))
+    held = gate.admit(Caller(record, team), "m", prompt_tokens=1, max_tokens=1, price=None)
+    assert limits.in_flight("team:t1") == 1
+    with pytest.raises(RateLimited):
+        gate.admit(Caller(record, team), "m", prompt_tokens=1, max_tokens=1, price=None)
+    roomier = Team(id="t1", name="t", limits=LimitSpec(max_parallel=2))
+    gate.admit(Caller(record, roomier), "m", prompt_tokens=1, max_tokens=1, price=None)
+    assert limits.in_flight("team:t1") == 2
+    gate.settle(held, tokens=0, cost_micros=0)
+    assert limits.in_flight("team:t1") == 1

@@ -83,6 +83,19 @@ def test_hash_is_keyed_hex_and_deterministic() -> None:
     assert hasher.hash(key) != hasher.hash(key + "x")
 
 
+@pytest.mark.parametrize(
+    "token",
+    [b"", b"sk-sr-" + b"A" * 43, b"\xff\xfe not utf-8 \xed\xa0\x80", bytes(range(256)) * 3],
+)
+def test_hash_is_hmac_sha256_under_the_hashing_subkey(token: bytes) -> None:
+    # The hasher computes HMAC from precomputed pad states: it must be HMAC exactly, for
+    # tokens of every length (longer than a block too) and bytes that are not UTF-8.
+    hasher = KeyHasher(ROOT)
+    expected = hmac.new(hasher.subkey(KEY_HASHING), token, hashlib.sha256).hexdigest()
+    assert hasher.hash_bytes(token) == expected
+    assert hasher.hash(token.decode("utf-8", "surrogateescape")) == expected
+
+
 def test_hasher_and_secret_never_show_the_root() -> None:
     hasher = KeyHasher(ROOT)
     assert "canary" not in repr(hasher)

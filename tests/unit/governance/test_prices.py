@@ -166,3 +166,55 @@ def test_estimate_bounds_the_actual_cost(
         completion_tokens_details=CompletionDetails(reasoning_tokens=reasoning),
     )
     assert 0 <= cost_micros(usage, price) <= estimate_micros(prompt, completion, price)
+
+
+def _rate(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+_tokens = st.integers(-3, 10**6)
+_rates = st.one_of(st.none(), st.integers(0, 10**8))
+
+
+@given(
+    prompt=_tokens,
+    completion=_tokens,
+    details=st.one_of(st.none(), st.tuples(_tokens, _tokens)),
+    reasoning=st.one_of(st.none(), _tokens),
+    rates=st.tuples(st.integers(0, 10**8), st.integers(0, 10**8), _rates, _rates, _rates),
+)
+def test_cost_is_the_documented_sum_rounded_half_up(
+    prompt: int,
+    completion: int,
+    details: tuple[int, int] | None,
+    reasoning: int | None,
+    rates: tuple[int, int, int | None, int | None, int | None],
+) -> None:
+    # The plain formula from the module docstring, against the tuned code (odd counts too).
+    price = Price(
+        input=rates[0],
+        output=rates[1],
+        cached_read=rates[2],
+        cache_write=rates[3],
+        reasoning=rates[4],
+    )
+    usage = Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        prompt_tokens_details=None
+        if details is None
+        else PromptDetails(cached_tokens=details[0], cache_write_tokens=details[1]),
+        completion_tokens_details=None
+        if reasoning is None
+        else CompletionDetails(reasoning_tokens=reasoning),
+    )
+    cached, written = details or (0, 0)
+    thinking = min(reasoning or 0, completion)
+    numerator = (
+        max(0, prompt - cached - written) * price.input
+        + cached * _rate(price.cached_read, price.input)
+        + written * _rate(price.cache_write, price.input)
+        + (completion - thinking) * price.output
+        + thinking * _rate(price.reasoning, price.output)
+    )
+    assert cost_micros(usage, price) == (numerator + 500_000) // 1_000_000

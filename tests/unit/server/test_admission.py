@@ -1,8 +1,6 @@
-"""Load shedding decisions: requests in flight and the loop monitor's latest lag."""
+"""Load shedding decisions: requests in flight, and the loop lag staying over its limit."""
 
 from __future__ import annotations
-
-import asyncio
 
 import pytest
 
@@ -11,8 +9,8 @@ from skyroute.server.admission import Admission
 from skyroute.server.loop_monitor import LoopMonitor
 
 
-def admission(max_in_flight: int = 3, shed_loop_lag_ms: float = 50.0) -> Admission:
-    return Admission(LoopMonitor(), max_in_flight=max_in_flight, shed_loop_lag_ms=shed_loop_lag_ms)
+def admission(max_in_flight: int = 100, shed_loop_lag_ms: float = 50.0) -> Admission:
+    return Admission(max_in_flight=max_in_flight, shed_loop_lag_ms=shed_loop_lag_ms)
 
 
 def test_admits_up_to_the_cap_then_sheds_with_retry_after() -> None:
@@ -29,31 +27,34 @@ def test_admits_up_to_the_cap_then_sheds_with_retry_after() -> None:
     assert (gate.in_flight, gate.shed) == (3, 1)
 
 
-def test_sheds_while_the_latest_lag_sample_is_over_the_limit() -> None:
-    monitor = LoopMonitor()
-    gate = Admission(monitor, max_in_flight=100, shed_loop_lag_ms=50.0)
-    monitor.record(0.049)
-    gate.enter()
-    monitor.record(0.051)
+def test_one_late_sample_is_a_burst_two_in_a_row_shed_one_timely_sample_ends_it() -> None:
+    gate = admission()
+    gate.observe_lag(0.2)
+    gate.enter()  # a burst, already over
+    gate.observe_lag(0.051)
     with pytest.raises(ServiceUnavailable):
         gate.enter()
-    # The first timely sample ends shedding.
-    monitor.record(0.002)
+    gate.observe_lag(0.3)
+    with pytest.raises(ServiceUnavailable):
+        gate.enter()
+    gate.observe_lag(0.05)  # at the limit is timely
     gate.enter()
-    assert (gate.in_flight, gate.shed) == (2, 1)
+    gate.observe_lag(0.08)
+    gate.enter()  # the count of late samples started over
+    assert (gate.in_flight, gate.shed) == (3, 2)
 
 
 def test_zero_turns_lag_shedding_off() -> None:
-    monitor = LoopMonitor()
-    gate = Admission(monitor, max_in_flight=100, shed_loop_lag_ms=0)
-    monitor.record(5.0)
+    gate = admission(shed_loop_lag_ms=0)
+    for _ in range(5):
+        gate.observe_lag(5.0)
     gate.enter()
     assert gate.shed == 0
 
 
-def test_the_monitor_forgets_its_lag_when_it_stops() -> None:
-    monitor = LoopMonitor()
+def test_the_loop_monitor_reports_every_sample() -> None:
+    seen: list[float] = []
+    monitor = LoopMonitor(on_sample=seen.append)
     monitor.record(0.3)
-    assert monitor.last_lag == pytest.approx(0.3)
-    asyncio.run(monitor.aclose())
-    assert monitor.last_lag == 0.0
+    monitor.record(-0.1)  # counted as 0
+    assert seen == [pytest.approx(0.3), 0.0]
