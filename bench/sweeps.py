@@ -277,7 +277,17 @@ def _stream_cell(
         "added_ttfb_p99_ms": _added_ms(gateway, direct, "first_byte_us", "p99"),
         "added_stream_p50_ms": added_whole,
         "per_chunk_overhead_us": None if added_whole is None else added_whole * 1000 / events,
+        "gateway_cpu_per_event_us": _cpu_per_event_us(gateway, events),
     }
+
+
+def _cpu_per_event_us(raw: dict[str, Any], events: int) -> float | None:
+    """The gateway's CPU over the measured window per event relayed: what a chunk costs,
+    queueing excluded (the closed loop at saturation inflates latency, not CPU)."""
+    cpu = raw.get("window", {}).get("cpu_s", {}).get("gateway")
+    if cpu is None or not raw["completed"]:
+        return None
+    return float(cpu) * 1e6 / (raw["completed"] * events)
 
 
 def _stream_summary(raw: dict[str, Any]) -> dict[str, Any]:
@@ -365,8 +375,8 @@ def _render_stream(stream: dict[str, Any]) -> str:
         f"{stream['duration_s']:g} s per cell.\n\n"
         "| streams | direct TTFB p50 / p99 (ms) | gateway TTFB p50 / p99 (ms) "
         "| added TTFB p50 / p99 (ms) | added stream p50 (ms) | per chunk (µs) "
-        "| gateway streams/s | gateway errors | load core, direct run "
-        "|\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| gateway CPU per chunk (µs) | gateway streams/s | gateway errors "
+        "| load core, direct run |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     rows = []
     for c in stream["cells"]:
@@ -376,6 +386,7 @@ def _render_stream(stream: dict[str, Any]) -> str:
             f"| {_f(g['ttfb_p50_ms'])} / {_f(g['ttfb_p99_ms'])} "
             f"| {_f(c['added_ttfb_p50_ms'])} / {_f(c['added_ttfb_p99_ms'])} "
             f"| {_f(c['added_stream_p50_ms'])} | {_f(c['per_chunk_overhead_us'], 0)} "
+            f"| {_f(c.get('gateway_cpu_per_event_us'), 1)} "
             f"| {g['streams_per_s']:,.0f} | {g['error_rate']:.2%} "
             f"| {_pct(d['load_core_share'])} |"
         )

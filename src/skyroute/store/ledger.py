@@ -19,7 +19,6 @@ from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from skyroute.store import times
@@ -154,7 +153,7 @@ async def _insert_batch(engine: AsyncEngine, rows: list[UsageRow]) -> int:
                 for start in range(0, len(rows), _ROWS_PER_STATEMENT):
                     piece = rows[start : start + _ROWS_PER_STATEMENT]
                     values = [_values(row, "postgresql", stamp) for row in piece]
-                    result = await conn.execute(_POSTGRESQL_INSERT, values)
+                    result = await conn.execute(_postgresql_insert(), values)
                     inserted += len(result.all())
             case other:
                 raise ValueError(f"unsupported dialect {other!r}")
@@ -163,11 +162,20 @@ async def _insert_batch(engine: AsyncEngine, rows: list[UsageRow]) -> int:
 
 _ROWS_PER_STATEMENT = 100
 _CONFLICT = ["request_id", "attempt"]
-_POSTGRESQL_INSERT = (
-    postgresql.insert(usage_ledger)
-    .on_conflict_do_nothing(index_elements=_CONFLICT)
-    .returning(usage_ledger.c.id)
-)
+
+
+@functools.cache
+def _postgresql_insert() -> sa.Insert:
+    """Made on first use: importing the PostgreSQL dialect costs a SQLite gateway ~2 MiB."""
+    from sqlalchemy.dialects import postgresql
+
+    return (
+        postgresql.insert(usage_ledger)
+        .on_conflict_do_nothing(index_elements=_CONFLICT)
+        .returning(usage_ledger.c.id)
+    )
+
+
 _COLUMNS = tuple(c for c in usage_ledger.c if c.name != "id")
 _Processor = Callable[[Any], Any]
 
