@@ -108,8 +108,8 @@ def test_streams_hold_their_slot_until_they_end(start_gateway, azure: EmulatorTh
 
 @contextmanager
 def stalled(gateway: GatewayThread) -> Iterator[None]:
-    """Inside, every iteration of the gateway's event loop blocks for 80 ms: a real, lasting
-    stall, so every lag sample is over the 50 ms default."""
+    """Inside, every iteration of the gateway's event loop blocks for 150 ms: a real, lasting
+    stall, so every lag sample is over the 100 ms default."""
     loop = gateway.app._loop  # the gateway thread's loop, set at start-up
     assert loop is not None
     stalling = threading.Event()
@@ -117,11 +117,11 @@ def stalled(gateway: GatewayThread) -> Iterator[None]:
 
     def stall() -> None:
         if stalling.is_set():
-            time.sleep(0.08)
+            time.sleep(0.15)
             loop.call_soon(stall)
 
     loop.call_soon_threadsafe(stall)
-    time.sleep(0.3)
+    time.sleep(0.8)  # a few late samples: shedding starts with the second
     try:
         yield
     finally:

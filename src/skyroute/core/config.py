@@ -202,7 +202,7 @@ class ServerConfig(_Section, frozen=True):
     max_body_bytes: int = 32 * 1024 * 1024
     drain_seconds: float = 25.0
     max_in_flight: int = 10_000
-    shed_loop_lag_ms: float = 50.0
+    shed_loop_lag_ms: float = 100.0
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 

@@ -14,7 +14,9 @@ Two signals, either one sheds:
   monitor (one every 10 ms): the process is behind on CPU and staying behind. One late
   sample is a burst or a single slow callback, already over by the time it is measured;
   shedding then would refuse requests the gateway has room for. The first timely sample
-  ends shedding.
+  ends shedding. The default, 100 ms, is a trade: an LLM answer takes seconds, so waiting
+  100 ms is better than a refusal and a retry a second later; much more, and every chunk
+  of every stream is late by as much.
 
 Only model requests are shed (chat completions, messages, token counts): health checks
 and the admin API stay available, so operators can see and fix an overloaded gateway.
