@@ -95,7 +95,6 @@ class BudgetExceeded(msgspec.Struct, frozen=True, kw_only=True):
 
 @dataclass(slots=True)
 class _Account:
-    subject: str
     period_start: int
     committed: int = 0
     outstanding: int = 0
@@ -120,6 +119,7 @@ class BudgetLedger:
             raise ValueError("amount_micros must not be negative")
         need = max(amount_micros, 1)
         accounts = []
+        holds = []
         for subject in subjects:
             account = self._account(subject, now)
             limit = subject.spec.limit_micros
@@ -132,10 +132,9 @@ class BudgetLedger:
                     resets_at=period_bounds(subject.spec.period, now)[1],
                 )
             accounts.append(account)
-        holds = []
+            holds.append((subject.id, account.period_start))
         for account in accounts:  # every subject has room: only now is any changed
             account.outstanding += amount_micros
-            holds.append((account.subject, account.period_start))
         reservation = Reservation(
             id=next(self._ids), amount_micros=amount_micros, holds=tuple(holds)
         )
@@ -185,7 +184,7 @@ class BudgetLedger:
             return account
         start, end = period_bounds(period, now)
         if account is None:
-            account = self._accounts[subject.id] = _Account(subject.id, period_start=start)
+            account = self._accounts[subject.id] = _Account(period_start=start)
         elif start > account.period_start:
             # A new period: spend starts from zero, in-flight reservations stay held until
             # they settle. A clock that steps back never resets spend (reliability F17).

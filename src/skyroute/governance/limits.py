@@ -100,8 +100,7 @@ class Window:
 
     def add_at(self, current: int, amount: int) -> None:
         """``add`` at a sub-window index the caller has computed already."""
-        if self._oldest <= current - self.buckets:
-            self._expire(current)
+        self._expire(current)
         counts = self._counts
         counts[current] = counts.get(current, 0) + amount
         self._total += amount
@@ -118,8 +117,9 @@ class Window:
         self._total += changed - count
         return True
 
-    def live(self, bucket: int, now: float) -> bool:
-        return bucket > self.index(now) - self.buckets
+    def live_at(self, bucket: int, current: int) -> bool:
+        """Whether ``bucket`` is still inside the window ending at index ``current``."""
+        return bucket > current - self.buckets
 
     def retry_after(self, now: float, limit: int, amount: int) -> float:
         """Seconds until ``amount`` more fits under ``limit``: 0 if it fits now, the whole
@@ -128,8 +128,7 @@ class Window:
 
     def retry_after_at(self, current: int, now: float, limit: int, amount: int) -> float:
         """``retry_after`` at a sub-window index (of ``now``) the caller has computed."""
-        if self._oldest <= current - self.buckets:
-            self._expire(current)
+        self._expire(current)
         excess = self._total + amount - limit
         if excess <= 0:
             return 0.0
@@ -189,7 +188,7 @@ class MemoryLimits:
             state.parallel += 1
         admission = Admission(
             id=next(self._ids),
-            subjects=tuple([s.id for s in subjects]),
+            subjects=tuple(s.id for s in subjects),
             est_tokens=est_tokens,
             bucket=current,
         )
@@ -205,12 +204,11 @@ class MemoryLimits:
         delta = actual_tokens - admission.est_tokens
         bucket = admission.bucket
         current = math.floor(now / self._width)
-        live = bucket > current - self._buckets
         for subject_id in admission.subjects:
             state = self._states[subject_id]
             state.parallel -= 1
             tokens = state.tokens
-            adjusted = live and tokens.adjust(bucket, delta)
+            adjusted = tokens.live_at(bucket, current) and tokens.adjust(bucket, delta)
             if not adjusted and delta > 0:
                 tokens.add_at(current, delta)  # its sub-window has gone: count the excess now
         return True
