@@ -222,6 +222,7 @@ class Bench:
         self.retries_left = plan.retries
         self.ref: str | None = args.ref
         self.source = environment.export_src(args.ref, tmp) if args.ref else None
+        self.gateway_args: list[str] = []  # more `skyroute serve` arguments (--workers N)
 
     # -- processes ---------------------------------------------------------------------------
 
@@ -266,6 +267,7 @@ class Bench:
             config.write_text(_gateway_config(self.emu_port, None))
         self.gw_started = time.monotonic()
         gw = [skyroute, "serve", "--config", str(config), "--port", str(self.gw_port)]
+        gw += self.gateway_args
         self.gateway = self._start("gateway", gw, self.gateway_core)
         startup = self.gateway.wait_for_http(self.gw_port, "/healthz", timeout=30)
         time.sleep(0.5)

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from skyroute.cli_admin import add_commands
-from skyroute.core.config import ConfigError
+from skyroute.core.config import MAX_WORKERS, ConfigError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -23,6 +23,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="path to skyroute.yaml (default: $SKYROUTE_CONFIG)")
     serve.add_argument("--host", help="listen address (default: server.host, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default: server.port, 4000)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="processes serving the port, sharing limits and budgets (default: server.workers, 1)",
+    )
     serve.add_argument(
         "--demo", action="store_true", help="run against built-in emulated clouds (no config)"
     )
@@ -91,7 +96,17 @@ def _serve(args: argparse.Namespace) -> int:
         _print_errors(exc)
         return 1
     configure_logging(config.server.log_level, collect_secrets(config))
-    serve(create_app(config), args.host or config.server.host, args.port or config.server.port)
+    host = args.host or config.server.host
+    port = config.server.port if args.port is None else args.port
+    workers = args.workers or config.server.workers
+    if not 1 <= workers <= MAX_WORKERS:
+        print(f"skyroute serve: --workers must be from 1 to {MAX_WORKERS}", file=sys.stderr)
+        return 2
+    if workers > 1:
+        from skyroute.server.workers import serve_workers
+
+        return serve_workers(config, host, port, workers)
+    serve(create_app(config), host, port)
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -281,7 +282,10 @@ def test_runtime_reports_loop_lag_memory_streams_outbox_and_tasks(world: World) 
         "tasks",
         "in_flight",
         "shed",
+        "pid",
+        "worker",
     }
+    assert (body["pid"], body["worker"]) == (os.getpid(), 0)  # the embedded gateway, alone
     lag = body["loop_lag_ms"]
     assert set(lag) == {"max", "p50", "p99", "p999", "stalls_over_20ms", "samples"}
     assert lag["samples"] > 0

@@ -31,6 +31,8 @@ class RuntimeView(msgspec.Struct, frozen=True, kw_only=True):
     tasks: int  # asyncio tasks alive on the gateway's loop
     in_flight: int  # model requests being served now
     shed: int  # model requests refused with 503 as overload since start
+    pid: int = 0  # the process that answered
+    worker: int = 0  # its index among the workers (``server.workers``); 0 when alone
 
 
 class RuntimeSource(Protocol):

@@ -192,10 +192,14 @@ class StoreConfig(_Section, frozen=True):
     startup_timeout: float = 30.0
 
 
+MAX_WORKERS = 64
+
+
 class ServerConfig(_Section, frozen=True):
     """``max_in_flight`` and ``shed_loop_lag_ms`` shed model requests with a fast 503 while
     the gateway is overloaded (server/admission.py); ``shed_loop_lag_ms: 0`` turns the lag
-    signal off."""
+    signal off. ``workers`` processes accept on one port (server/workers.py) and share
+    limits, budgets and quotas in a table of ``shared_subjects`` records."""
 
     host: str = "127.0.0.1"
     port: int = 4000
@@ -203,6 +207,8 @@ class ServerConfig(_Section, frozen=True):
     drain_seconds: float = 25.0
     max_in_flight: int = 10_000
     shed_loop_lag_ms: float = 100.0
+    workers: int = 1
+    shared_subjects: int = 65_536
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
@@ -397,6 +403,10 @@ def _check_values(config: Config) -> list[str]:
         errors.append("server.max_in_flight: must be at least 1")
     if config.server.shed_loop_lag_ms < 0:
         errors.append("server.shed_loop_lag_ms: must not be negative (0 turns it off)")
+    if not 1 <= config.server.workers <= MAX_WORKERS:
+        errors.append(f"server.workers: must be from 1 to {MAX_WORKERS}")
+    if config.server.shared_subjects < 1:
+        errors.append("server.shared_subjects: must be at least 1")
     if not config.store.data_dir:
         errors.append("store.data_dir: must not be empty")
     if not 0 < config.store.key_refresh_seconds <= 300:

@@ -20,7 +20,9 @@ Decided, and why:
   ledger, not the new period. Outstanding reservations are carried across a rollover, which
   errs on the side of refusing.
 - This backend is in memory for one process. ``restore`` seeds a period's committed spend
-  from the store at start-up; the Redis backend for many replicas keeps the same contract.
+  from the store at start-up. The worker processes of one gateway share theirs
+  (``governance/shared.py``), and the Redis backend for many replicas will keep the same
+  contract (``BudgetBackend``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import msgspec
 
@@ -93,6 +96,26 @@ class BudgetExceeded(msgspec.Struct, frozen=True, kw_only=True):
         return None if self.resets_at is None else max(0.0, self.resets_at - now)
 
 
+class BudgetBackend(Protocol):
+    """``BudgetLedger`` (one process) and ``governance.shared.SharedBudgets`` (workers)."""
+
+    def reserve(
+        self, subjects: Sequence[BudgetSubject], amount_micros: int, now: float
+    ) -> Reservation | BudgetExceeded: ...
+
+    def settle(self, reservation: Reservation, actual_micros: int) -> bool: ...
+
+    def release(self, reservation: Reservation) -> bool: ...
+
+    def restore(self, subject: BudgetSubject, now: float, committed_micros: int) -> None:
+        """Raise the period's committed spend to at least ``committed_micros``."""
+        ...
+
+    def committed(self, subject: BudgetSubject, now: float) -> int: ...
+
+    def outstanding(self, subject: BudgetSubject, now: float) -> int: ...
+
+
 @dataclass(slots=True)
 class _Account:
     period_start: int
@@ -152,8 +175,10 @@ class BudgetLedger:
         return self._close(reservation, 0)
 
     def restore(self, subject: BudgetSubject, now: float, committed_micros: int) -> None:
-        """Seed the current period's committed spend (from the store, at start-up)."""
-        self._account(subject, now).committed = committed_micros
+        """Raise the current period's committed spend to at least ``committed_micros`` (the
+        store's figure, at start-up): spend not yet in the store is already counted here."""
+        account = self._account(subject, now)
+        account.committed = max(account.committed, committed_micros)
 
     def committed(self, subject: BudgetSubject, now: float) -> int:
         return self._account(subject, now).committed

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Literal, NamedTuple
 
 from skyroute.core.errors import ModelNotFound, QuotaExceeded, RateLimited
-from skyroute.governance.budget import BudgetLedger, BudgetSubject, Reservation
+from skyroute.governance.budget import BudgetBackend, BudgetSubject, Reservation
 from skyroute.governance.directory import Caller, Team
 from skyroute.governance.keys import KeyRecord
 from skyroute.governance.limits import Admission, LimitBackend, LimitSpec, LimitSubject
@@ -75,7 +75,7 @@ class Gate:
     def __init__(
         self,
         limits: LimitBackend,
-        budgets: BudgetLedger,
+        budgets: BudgetBackend,
         *,
         clock: Callable[[], float],
         wall_clock: Callable[[], float],

@@ -177,7 +177,9 @@ class MemoryLimits:
         for subject in subjects:
             state = self._states.get(subject.id) or self._state(subject.id)
             states.append(state)
-            found = self._check(subject, state, current, now, est_tokens)
+            found = check(
+                subject, state.parallel, state.requests, state.tokens, current, now, est_tokens
+            )
             if found is not None and (denial is None or found.retry_after > denial.retry_after):
                 denial = found
         if denial is not None:
@@ -239,22 +241,38 @@ class MemoryLimits:
             )
         return state
 
-    @staticmethod
-    def _check(
-        subject: LimitSubject, state: _State, current: int, now: float, est: int
-    ) -> Denied | None:
-        spec = subject.spec
-        if spec.max_parallel is not None and state.parallel >= spec.max_parallel:
-            return Denied(subject=subject.id, reason="parallel", retry_after=PARALLEL_RETRY_AFTER)
-        if spec.rpm is not None:
-            wait = state.requests.retry_after_at(current, now, spec.rpm, 1)
-            if wait > 0:
-                return Denied(subject=subject.id, reason="rpm", retry_after=wait)
-        if spec.tpm is not None:
-            # At least one token, so a zero estimate still needs some room left.
-            tokens = state.tokens
-            wait = tokens.retry_after_at(current, now, spec.tpm, min(max(est, 1), spec.tpm))
-            if wait > 0 or spec.tpm < 1:
-                full = tokens.buckets * tokens.width
-                return Denied(subject=subject.id, reason="tpm", retry_after=wait or full)
-        return None
+
+class SlidingCounts(Protocol):
+    """What a limit check reads of a window: ``Window`` here, a shared one for workers."""
+
+    buckets: int
+    width: float
+
+    def retry_after_at(self, current: int, now: float, limit: int, amount: int) -> float: ...
+
+
+def check(
+    subject: LimitSubject,
+    parallel: int,
+    requests: SlidingCounts,
+    tokens: SlidingCounts,
+    current: int,
+    now: float,
+    est: int,
+) -> Denied | None:
+    """Whether one more request of ``est`` tokens fits ``subject``'s limits, at sub-window
+    ``current`` (of ``now``); the denial with its wait if not. Changes nothing but expiry."""
+    spec = subject.spec
+    if spec.max_parallel is not None and parallel >= spec.max_parallel:
+        return Denied(subject=subject.id, reason="parallel", retry_after=PARALLEL_RETRY_AFTER)
+    if spec.rpm is not None:
+        wait = requests.retry_after_at(current, now, spec.rpm, 1)
+        if wait > 0:
+            return Denied(subject=subject.id, reason="rpm", retry_after=wait)
+    if spec.tpm is not None:
+        # At least one token, so a zero estimate still needs some room left.
+        wait = tokens.retry_after_at(current, now, spec.tpm, min(max(est, 1), spec.tpm))
+        if wait > 0 or spec.tpm < 1:
+            full = tokens.buckets * tokens.width
+            return Denied(subject=subject.id, reason="tpm", retry_after=wait or full)
+    return None

@@ -12,11 +12,12 @@ healthy but busy, so it must not count towards opening the circuit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from skyroute.core.config import Circuit, DeploymentConfig
 from skyroute.routing.breaker import CircuitBreaker
-from skyroute.routing.quota import DeploymentQuota
+from skyroute.routing.quota import DeploymentQuota, WindowFactory
 
 UnavailableReason = Literal["circuit_open", "quota", "cooling_down"]
 
@@ -25,12 +26,23 @@ class DeploymentState:
     __slots__ = ("breaker", "config", "cooldown_until", "key", "quota")
 
     def __init__(
-        self, *, model: str, index: int, config: DeploymentConfig, circuit: Circuit
+        self,
+        *,
+        model: str,
+        index: int,
+        config: DeploymentConfig,
+        circuit: Circuit,
+        quota_windows: Callable[[str], WindowFactory] | None = None,
     ) -> None:
+        """``quota_windows(key)``, when given, makes the quota's windows (shared ones for
+        worker processes); by default they are this process's own."""
         self.key = f"{model}/{index}"
         self.config = config
         self.breaker = CircuitBreaker(circuit)
-        self.quota = DeploymentQuota(config.rpm, config.tpm)
+        if quota_windows is None:
+            self.quota = DeploymentQuota(config.rpm, config.tpm)
+        else:
+            self.quota = DeploymentQuota(config.rpm, config.tpm, quota_windows(self.key))
         self.cooldown_until = float("-inf")
 
     def cool_down(self, now: float, seconds: float) -> None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from skyroute.core.config import ModelConfig
 from skyroute.routing.deployment import DeploymentState
+from skyroute.routing.quota import WindowFactory
 
 
 def plan_order(
@@ -65,12 +66,22 @@ class ModelRoute:
         return f"ModelRoute({self.name!r}, deployments={len(self.deployments)})"
 
 
-def build_routes(config_models: Mapping[str, ModelConfig]) -> dict[str, ModelRoute]:
-    """Fresh runtime state (closed breakers, empty quotas) for every configured model."""
+def build_routes(
+    config_models: Mapping[str, ModelConfig],
+    quota_windows: Callable[[str], WindowFactory] | None = None,
+) -> dict[str, ModelRoute]:
+    """Fresh runtime state (closed breakers, empty quotas) for every configured model;
+    ``quota_windows`` as for ``DeploymentState``."""
     routes: dict[str, ModelRoute] = {}
     for name, model in config_models.items():
         deployments = [
-            DeploymentState(model=name, index=i, config=dep, circuit=model.circuit)
+            DeploymentState(
+                model=name,
+                index=i,
+                config=dep,
+                circuit=model.circuit,
+                quota_windows=quota_windows,
+            )
             for i, dep in enumerate(model.deployments)
         ]
         routes[name] = ModelRoute(name, model, deployments)

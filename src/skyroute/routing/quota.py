@@ -8,11 +8,20 @@ slightly early, never late, which is the safe side against a provider's own limi
 
 The ring is advanced lazily when it is read or written, clearing only the buckets that
 time has passed over, so each call costs O(1) amortised and at most O(buckets).
+
+With ``--workers N`` the windows are ``SharedSlidingWindow``s, the same ring in memory the
+workers share (``core/shared_cells.py``), so a deployment's quota holds for all of them.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Literal, Protocol
+
+from skyroute.core.shared_cells import CellWindow, SharedTable
+
+QuotaKind = Literal["rpm", "tpm"]
 
 
 class SlidingWindow:
@@ -67,14 +76,70 @@ class SlidingWindow:
         return index
 
 
+class QuotaWindow(Protocol):
+    def headroom(self, now: float) -> int: ...
+
+    def add(self, now: float, amount: int = 1) -> None: ...
+
+
+# (limit, "rpm" or "tpm") -> the window counting against it
+WindowFactory = Callable[[int, QuotaKind], QuotaWindow]
+
+
+def _own_window(limit: int, kind: QuotaKind) -> QuotaWindow:
+    return SlidingWindow(limit)
+
+
+class SharedSlidingWindow:
+    """``SlidingWindow``'s contract over a shared table record named ``name``."""
+
+    __slots__ = ("_table", "_width", "_window", "limit")
+
+    def __init__(
+        self, table: SharedTable, name: str, limit: int, window: float = 60.0, buckets: int = 60
+    ) -> None:
+        if limit < 0:
+            raise ValueError("limit must not be negative")
+        if table.record_cells != CellWindow.cells_for(buckets):
+            raise ValueError("the table's records are not laid out for this window")
+        self.limit = limit
+        self._table = table
+        self._width = window / buckets
+        with table:
+            base = table.record(name)
+        self._window = CellWindow(table.cells, base, buckets, self._width)
+
+    def used(self, now: float) -> int:
+        with self._table:
+            return self._window.used(math.floor(now / self._width))
+
+    def headroom(self, now: float) -> int:
+        return max(0, self.limit - self.used(now))
+
+    def add(self, now: float, amount: int = 1) -> None:
+        with self._table:
+            self._window.add_at(math.floor(now / self._width), amount)
+
+
+def shared_windows(table: SharedTable, deployment: str) -> WindowFactory:
+    """Windows for ``deployment`` (its key) that every worker sharing ``table`` counts in."""
+
+    def window(limit: int, kind: QuotaKind) -> QuotaWindow:
+        return SharedSlidingWindow(table, f"deployment:{deployment}:{kind}", limit)
+
+    return window
+
+
 class DeploymentQuota:
     """The configured ``rpm`` and ``tpm`` of one deployment; ``None`` means unlimited."""
 
     __slots__ = ("_requests", "_tokens")
 
-    def __init__(self, rpm: int | None, tpm: int | None) -> None:
-        self._requests = SlidingWindow(rpm) if rpm is not None else None
-        self._tokens = SlidingWindow(tpm) if tpm is not None else None
+    def __init__(
+        self, rpm: int | None, tpm: int | None, windows: WindowFactory = _own_window
+    ) -> None:
+        self._requests = windows(rpm, "rpm") if rpm is not None else None
+        self._tokens = windows(tpm, "tpm") if tpm is not None else None
 
     def has_headroom(self, now: float, est_tokens: int = 0) -> bool:
         """Whether one more request of about ``est_tokens`` tokens fits. Without an

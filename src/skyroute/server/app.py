@@ -34,17 +34,18 @@ from skyroute.core.errors import (
     RouteNotFound,
     ServiceUnavailable,
 )
-from skyroute.governance.budget import BudgetLedger
+from skyroute.governance.budget import BudgetBackend, BudgetLedger
 from skyroute.governance.directory import Caller, KeyDirectory
 from skyroute.governance.gate import Gate
 from skyroute.governance.keys import KeyHasher
-from skyroute.governance.limits import MemoryLimits
+from skyroute.governance.limits import LimitBackend, MemoryLimits
 from skyroute.governance.prices import Price, PriceTable, load_default, with_overrides
 from skyroute.providers.entra import TokenProvider
 from skyroute.providers.registry import build_providers
 from skyroute.routing.attempts import AttemptLoop
 from skyroute.routing.plan import ModelRoute, build_routes
 from skyroute.server.admission import Admission
+from skyroute.server.counters import WorkerShare
 from skyroute.server.loop_monitor import LoopMonitor
 from skyroute.server.runtime import GatewayRuntime
 from skyroute.server.storage import Storage
@@ -84,8 +85,9 @@ _ADMIN_BODY_LIMIT = 1 << 20
 
 
 class SkyrouteApp:
-    def __init__(self, state: GatewayState, storage: Storage) -> None:
+    def __init__(self, state: GatewayState, storage: Storage, *, worker: int = 0) -> None:
         self.state = state
+        self.worker = worker
         self.storage = storage
         self._admin: Handler | None = None  # set once the store is open
         server = state.config.server
@@ -237,7 +239,9 @@ class SkyrouteApp:
             state.directory,
             wall_clock=state.wall_clock,
         )
-        runtime = GatewayRuntime(self.loop_monitor, state.lifecycle, self.storage, self.admission)
+        runtime = GatewayRuntime(
+            self.loop_monitor, state.lifecycle, self.storage, self.admission, self.worker
+        )
         self._admin = AdminApi(
             manager, state.directory, wall_clock=state.wall_clock, runtime=runtime
         )
@@ -392,15 +396,30 @@ def create_app(
     rng: random.Random | None = None,
     token_providers: Mapping[str, TokenProvider] | None = None,
     env: Mapping[str, str] | None = None,
+    share: WorkerShare | None = None,
 ) -> SkyrouteApp:
-    """Build the whole object graph from a validated config; tests pass their own effects."""
+    """Build the whole object graph from a validated config; tests pass their own effects.
+    ``share``: this process is one of several workers, counting in their shared tables."""
     master_key = config.auth.master_key
     assert master_key is not None, "validated configs always have a master key"
     client = client or HttpClient()
-    routes = build_routes(config.models)
     directory = KeyDirectory(KeyHasher(config.auth.root_secret or master_key), master_key)
-    budgets = BudgetLedger()
-    storage = Storage(config.store, directory, budgets, wall_clock=wall_clock)
+    limits: LimitBackend
+    budgets: BudgetBackend
+    if share is None:
+        routes = build_routes(config.models)
+        limits, budgets, outbox = MemoryLimits(), BudgetLedger(), "outbox"
+    else:
+        routes = build_routes(config.models, share.quota_windows)
+        limits, budgets, outbox = share.limits, share.budgets, worker_outbox(share.index)
+    storage = Storage(
+        config.store,
+        directory,
+        budgets,
+        wall_clock=wall_clock,
+        outbox_name=outbox,
+        adopt_strays=share is None,
+    )
     state = GatewayState(
         config=config,
         routes=routes,
@@ -410,13 +429,19 @@ def create_app(
         client=client,
         attempts=AttemptLoop(routes, clock=clock, rng=rng or random.Random()),
         directory=directory,
-        gate=Gate(MemoryLimits(), budgets, clock=clock, wall_clock=wall_clock),
+        gate=Gate(limits, budgets, clock=clock, wall_clock=wall_clock),
         usage=storage,
         prices=deployment_prices(config, routes, price_table(config)),
         clock=clock,
         wall_clock=wall_clock,
     )
-    return SkyrouteApp(state, storage)
+    return SkyrouteApp(state, storage, worker=0 if share is None else share.index)
+
+
+def worker_outbox(index: int) -> str:
+    """The outbox directory (under ``store.data_dir``) of worker ``index``: worker 0 keeps
+    the single process's, so changing the number of workers strands nothing."""
+    return "outbox" if index == 0 else f"outbox.{index}"
 
 
 def price_table(config: Config) -> PriceTable:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
+import socket
 from types import FrameType
 
 import uvicorn
@@ -22,17 +24,30 @@ _BACKSTOP = 3
 
 
 class DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, app: SkyrouteApp) -> None:
+    """``parent``: a worker's supervisor; if it is gone, the worker drains and exits."""
+
+    def __init__(self, config: uvicorn.Config, app: SkyrouteApp, parent: int | None = None) -> None:
         super().__init__(config)
         self._app = app
+        self._parent = parent
+        self._interrupts = 0
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # uvicorn re-raises a captured signal after shutdown, so the process would die by
-        # SIGTERM; a drained gateway exits 0 instead. A second Ctrl-C still forces exit.
+        # SIGTERM; a drained gateway exits 0 instead. A second Ctrl-C forces exit (a
+        # worker gets the terminal's Ctrl-C and its supervisor's SIGTERM: one each).
         self._app.request_drain()
-        if self.should_exit and sig == signal.SIGINT:
-            self.force_exit = True
+        if sig == signal.SIGINT:
+            self._interrupts += 1
+            if self._interrupts > 1:
+                self.force_exit = True
         self.should_exit = True
+
+    async def on_tick(self, counter: int) -> bool:
+        # uvicorn calls this every 0.1 s; once a second, is the supervisor still there?
+        if self._parent is not None and counter % 10 == 0 and os.getppid() != self._parent:
+            self.handle_exit(signal.SIGTERM, None)
+        return await super().on_tick(counter)
 
 
 def uvicorn_config(app: SkyrouteApp, host: str, port: int) -> uvicorn.Config:
@@ -62,12 +77,23 @@ def uvicorn_config(app: SkyrouteApp, host: str, port: int) -> uvicorn.Config:
     return config
 
 
-def serve(app: SkyrouteApp, host: str, port: int) -> None:
+def serve(
+    app: SkyrouteApp,
+    host: str,
+    port: int,
+    *,
+    sock: socket.socket | None = None,
+    parent: int | None = None,
+) -> bool:
+    """Serve until drained; False if start-up failed. A worker passes its listening
+    ``sock`` and its supervisor's pid."""
     tune_gc()
     # The store's start-up (SQLAlchemy, the key snapshot) makes many long-lived
     # objects after the freeze above; freeze again once it is done.
     app.after_start = _freeze
-    DrainingServer(uvicorn_config(app, host, port), app).run()
+    server = DrainingServer(uvicorn_config(app, host, port), app, parent)
+    server.run(sockets=None if sock is None else [sock])
+    return server.started
 
 
 def tune_gc() -> None:

@@ -22,7 +22,9 @@ class GatewayRuntime:
         lifecycle: Lifecycle,
         storage: Storage,
         admission: Admission,
+        worker: int = 0,
     ) -> None:
+        self._worker = worker
         self._monitor = monitor
         self._admission = admission
         self._lifecycle = lifecycle
@@ -46,6 +48,8 @@ class GatewayRuntime:
             tasks=len(asyncio.all_tasks()),
             in_flight=self._admission.in_flight,
             shed=self._admission.shed,
+            pid=os.getpid(),
+            worker=self._worker,
         )
 
     def reset_lag(self) -> None:

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from skyroute.core.config import StoreConfig
 from skyroute.core.errors import ServiceUnavailable
-from skyroute.governance.budget import BudgetLedger, BudgetSpec, BudgetSubject, period_bounds
+from skyroute.governance.budget import BudgetBackend, BudgetSpec, BudgetSubject, period_bounds
 from skyroute.governance.directory import KeyDirectory
 from skyroute.governance.gate import Holder, subject_id
 from skyroute.store import StoreUnavailable, engine_for, migrate
@@ -48,11 +48,18 @@ class Storage:
         self,
         config: StoreConfig,
         directory: KeyDirectory,
-        budgets: BudgetLedger,
+        budgets: BudgetBackend,
         *,
         wall_clock: Callable[[], float],
+        outbox_name: str = "outbox",
+        adopt_strays: bool = True,
     ) -> None:
+        """``outbox_name``: this process's outbox under ``data_dir`` (one per worker).
+        ``adopt_strays``: also ship the other outboxes there (left by workers of an earlier
+        run); a worker must not, its siblings are using theirs."""
         self._config = config
+        self._outbox_name = outbox_name
+        self._adopt_strays = adopt_strays
         self._directory = directory
         self._budgets = budgets
         self._wall_clock = wall_clock
@@ -74,12 +81,15 @@ class Storage:
         self.engine = engine_for(url, config.data_dir)
         deadline = asyncio.get_running_loop().time() + config.startup_timeout
         await self._until(deadline, self._prepare_schema)
-        self.outbox = Outbox(Path(config.data_dir) / "outbox", fsync=config.outbox_fsync)
+        self.outbox = Outbox(Path(config.data_dir) / self._outbox_name, fsync=config.outbox_fsync)
         self.writer = OutboxWriter(self.outbox, self.engine)
         self.writer.start()
         left = max(0.1, deadline - asyncio.get_running_loop().time())
         if not await self.writer.flush(left):
             raise StorageError("the usage outbox could not be shipped to the database in time")
+        if self._adopt_strays:
+            strays = [p for p in outbox_dirs(config.data_dir) if p.name != self._outbox_name]
+            await ship_outboxes(self.engine, strays, config, deadline)
         await self._until(deadline, self._load)
         self._refresher = asyncio.create_task(self._refresh_forever(), name="key-refresh")
 
@@ -95,29 +105,11 @@ class Storage:
             await self.engine.dispose()
 
     async def _until(self, deadline: float, step: Callable[[], Awaitable[None]]) -> None:
-        """Run ``step`` until it succeeds; the store may still be starting up."""
-        while True:
-            try:
-                await step()
-                return
-            except StoreUnavailable as exc:
-                if asyncio.get_running_loop().time() + _RETRY > deadline:
-                    raise StorageError(f"the database is unavailable: {exc.detail}") from None
-                log.warning("database unavailable at start-up, retrying: %s", exc.detail)
-                await asyncio.sleep(_RETRY)
+        await until_available(deadline, step)
 
     async def _prepare_schema(self) -> None:
         assert self.engine is not None
-        if is_sqlite(self.engine):
-            await migrate(self.engine)
-            return
-        current = await current_revision(self.engine)
-        if current != HEAD_REVISION:
-            raise StorageError(
-                f"the database schema is at revision {current}, "
-                f"this version needs {HEAD_REVISION}: "
-                "run `skyroute migrate` first"
-            )
+        await prepare_schema(self.engine)
 
     async def _load(self) -> None:
         assert self.engine is not None
@@ -141,9 +133,9 @@ class Storage:
                 continue
             since = datetime.fromtimestamp(start, UTC)
             spent = await spend_since(self.engine, holder, holder_id, since)
-            # Spend this process made and has not shipped yet is in the account already.
-            committed = max(spent, self._budgets.committed(subject, now))
-            self._budgets.restore(subject, now, committed)
+            # Spend made here (or by a sibling worker) and not shipped yet is in the
+            # account already: restore only raises it.
+            self._budgets.restore(subject, now, spent)
             self._restored.add((subject.id, start))
 
     async def _refresh_forever(self) -> None:
@@ -162,3 +154,74 @@ class Storage:
                 if failing:
                     log.info("key refresh recovered")
                 failing = False
+
+
+async def until_available(deadline: float, step: Callable[[], Awaitable[None]]) -> None:
+    """Run ``step`` until it succeeds; the store may still be starting up."""
+    while True:
+        try:
+            await step()
+            return
+        except StoreUnavailable as exc:
+            if asyncio.get_running_loop().time() + _RETRY > deadline:
+                raise StorageError(f"the database is unavailable: {exc.detail}") from None
+            log.warning("database unavailable at start-up, retrying: %s", exc.detail)
+            await asyncio.sleep(_RETRY)
+
+
+async def prepare_schema(engine: AsyncEngine) -> None:
+    """Migrate SQLite; refuse a PostgreSQL schema behind the code."""
+    if is_sqlite(engine):
+        await migrate(engine)
+        return
+    current = await current_revision(engine)
+    if current != HEAD_REVISION:
+        raise StorageError(
+            f"the database schema is at revision {current}, "
+            f"this version needs {HEAD_REVISION}: "
+            "run `skyroute migrate` first"
+        )
+
+
+def outbox_dirs(data_dir: str) -> list[Path]:
+    """Every outbox under ``data_dir``: ``outbox`` and the workers' ``outbox.<n>``."""
+    root = Path(data_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.glob("outbox*") if p.is_dir() and _is_outbox_name(p.name))
+
+
+def _is_outbox_name(name: str) -> bool:
+    return name == "outbox" or (name.startswith("outbox.") and name[7:].isdigit())
+
+
+async def ship_outboxes(
+    engine: AsyncEngine, directories: list[Path], config: StoreConfig, deadline: float
+) -> None:
+    """Ship what other processes left in ``directories`` to the database, by ``deadline``."""
+    loop = asyncio.get_running_loop()
+    for directory in directories:
+        outbox = Outbox(directory, fsync=config.outbox_fsync)
+        writer = OutboxWriter(outbox, engine)
+        writer.start()
+        try:
+            shipped = await writer.flush(max(0.1, deadline - loop.time()))
+        finally:
+            await writer.aclose(1.0)
+            outbox.close()
+        if not shipped:
+            raise StorageError(f"the usage outbox {directory.name} could not be shipped in time")
+        log.info("shipped the usage left in %s", directory.name)
+
+
+async def prepare_store(config: StoreConfig) -> None:
+    """Before worker processes start: bring the schema to this version and ship every
+    outbox left under ``data_dir``, so no two workers race to do either."""
+    url = config.database_url.reveal() if config.database_url is not None else None
+    engine = engine_for(url, config.data_dir)
+    try:
+        deadline = asyncio.get_running_loop().time() + config.startup_timeout
+        await until_available(deadline, lambda: prepare_schema(engine))
+        await ship_outboxes(engine, outbox_dirs(config.data_dir), config, deadline)
+    finally:
+        await engine.dispose()

@@ -137,6 +137,20 @@ def test_load_shedding_settings_are_checked() -> None:
     assert "server.shed_loop_lag_ms: must not be negative (0 turns it off)" in errors
 
 
+def test_worker_settings_are_checked() -> None:
+    errors = _errors(
+        """
+        auth: {master_key: k}
+        server: {workers: 0, shared_subjects: 0}
+        """
+    )
+    assert "server.workers: must be from 1 to 64" in errors
+    assert "server.shared_subjects: must be at least 1" in errors
+    assert "server.workers: must be from 1 to 64" in _errors(
+        "auth: {master_key: k}\nserver: {workers: 65}"
+    )
+
+
 def test_wrong_types_name_the_field() -> None:
     errors = _errors(
         """

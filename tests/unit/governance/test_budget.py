@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from skyroute.core.shared_cells import SharedTable
 from skyroute.governance.budget import (
+    BudgetBackend,
     BudgetExceeded,
     BudgetLedger,
     BudgetSpec,
@@ -17,6 +21,19 @@ from skyroute.governance.budget import (
     Reservation,
     period_bounds,
 )
+from skyroute.governance.shared import SharedBudgets, budget_record_cells
+
+Make = Callable[[], BudgetBackend]
+
+
+def shared_budgets() -> SharedBudgets:
+    """Worker 1 of 2 over a small shared table: the backend ``--workers`` uses."""
+    return SharedBudgets(SharedTable(budget_record_cells(2), capacity=64), worker=1, workers=2)
+
+
+# Every test below holds for one process's ledger and for the workers' shared one.
+BACKENDS = pytest.mark.parametrize("make", [BudgetLedger, shared_budgets], ids=["memory", "shared"])
+
 
 USD = 1_000_000
 
@@ -38,8 +55,9 @@ def test_period_bounds_follow_utc_calendar() -> None:
     assert period_bounds(Period.TOTAL, now) == (0, None)
 
 
-def test_reserve_settle_release() -> None:
-    ledger = BudgetLedger()
+@BACKENDS
+def test_reserve_settle_release(make: Make) -> None:
+    ledger = make()
     key = subject(10 * USD)
     now = ts(2025, 1, 5)
     first = ledger.reserve([key], 6 * USD, now)
@@ -54,8 +72,9 @@ def test_reserve_settle_release() -> None:
     assert ledger.outstanding(key, now) == 0
 
 
-def test_team_budget_caps_its_keys_and_refusal_leaves_no_trace() -> None:
-    ledger = BudgetLedger()
+@BACKENDS
+def test_team_budget_caps_its_keys_and_refusal_leaves_no_trace(make: Make) -> None:
+    ledger = make()
     team = subject(5 * USD, name="team:t")
     a, b = subject(100 * USD, name="key:a"), subject(100 * USD, name="key:b")
     now = ts(2025, 1, 5)
@@ -65,8 +84,9 @@ def test_team_budget_caps_its_keys_and_refusal_leaves_no_trace() -> None:
     assert ledger.outstanding(b, now) == 0
 
 
-def test_exhausted_budget_refuses_zero_estimates_and_says_when_it_resets() -> None:
-    ledger = BudgetLedger()
+@BACKENDS
+def test_exhausted_budget_refuses_zero_estimates_and_says_when_it_resets(make: Make) -> None:
+    ledger = make()
     key = subject(1 * USD, Period.DAY)
     now = ts(2025, 1, 5, 18)
     r = ledger.reserve([key], USD, now)
@@ -78,8 +98,9 @@ def test_exhausted_budget_refuses_zero_estimates_and_says_when_it_resets() -> No
     assert isinstance(ledger.reserve([key], USD, ts(2025, 1, 6)), Reservation)
 
 
-def test_rollover_keeps_in_flight_reservations_and_charges_the_old_period() -> None:
-    ledger = BudgetLedger()
+@BACKENDS
+def test_rollover_keeps_in_flight_reservations_and_charges_the_old_period(make: Make) -> None:
+    ledger = make()
     key = subject(10 * USD, Period.DAY)
     r = ledger.reserve([key], 8 * USD, ts(2025, 1, 5, 23, 59))
     assert isinstance(r, Reservation)
@@ -90,8 +111,9 @@ def test_rollover_keeps_in_flight_reservations_and_charges_the_old_period() -> N
     assert isinstance(ledger.reserve([key], 10 * USD, tomorrow), Reservation)
 
 
-def test_clock_stepping_back_never_resets_spend() -> None:
-    ledger = BudgetLedger()
+@BACKENDS
+def test_clock_stepping_back_never_resets_spend(make: Make) -> None:
+    ledger = make()
     key = subject(10 * USD, Period.DAY)
     r = ledger.reserve([key], 5 * USD, ts(2025, 1, 6, 0, 1))
     assert isinstance(r, Reservation)
@@ -99,19 +121,36 @@ def test_clock_stepping_back_never_resets_spend() -> None:
     assert ledger.committed(key, ts(2025, 1, 5, 23, 59)) == 5 * USD
 
 
-def test_restore_seeds_committed_spend() -> None:
-    ledger = BudgetLedger()
+@BACKENDS
+def test_restore_seeds_committed_spend(make: Make) -> None:
+    ledger = make()
     key = subject(10 * USD)
     now = ts(2025, 1, 5)
     ledger.restore(key, now, 9 * USD)
     assert isinstance(ledger.reserve([key], 2 * USD, now), BudgetExceeded)
 
 
-def test_barrier_burst_of_200_against_a_budget_for_10() -> None:
+@BACKENDS
+def test_restore_never_lowers_spend_already_counted(make: Make) -> None:
+    """Spend settled here but not yet shipped to the store outweighs the store's figure."""
+    ledger = make()
+    key = subject(10 * USD)
+    now = ts(2025, 1, 5)
+    held = ledger.reserve([key], 4 * USD, now)
+    assert isinstance(held, Reservation)
+    ledger.settle(held, 3 * USD)
+    ledger.restore(key, now, 1 * USD)
+    assert ledger.committed(key, now) == 3 * USD
+    ledger.restore(key, now, 5 * USD)
+    assert ledger.committed(key, now) == 5 * USD
+
+
+@BACKENDS
+def test_barrier_burst_of_200_against_a_budget_for_10(make: Make) -> None:
     """L4: 200 requests reserve at the same instant, then all settle in random order."""
     rng = random.Random(40095)
     for _ in range(100):
-        ledger = BudgetLedger()
+        ledger = make()
         estimate = 50_000
         key = subject(10 * estimate + rng.randrange(estimate), Period.DAY)
         now = ts(2025, 1, 5, 12)
@@ -137,12 +176,13 @@ ops = st.lists(
 )
 
 
+@BACKENDS
 @settings(max_examples=200, deadline=None)
 @given(limit=st.integers(0, 20_000), steps=ops)
 def test_admission_never_exceeds_budget_and_overshoot_is_bounded(
-    limit: int, steps: list[tuple[str, int, int, int]]
+    make: Make, limit: int, steps: list[tuple[str, int, int, int]]
 ) -> None:
-    ledger = BudgetLedger()
+    ledger = make()
     key, team = subject(limit), subject(limit * 2, name="team:t")
     now = ts(2025, 1, 5)
     open_: list[Reservation] = []

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from skyroute.core.shared_cells import SharedTable
 from skyroute.governance.limits import (
     Admission,
     Denied,
@@ -14,19 +18,34 @@ from skyroute.governance.limits import (
     MemoryLimits,
     Window,
 )
+from skyroute.governance.shared import SharedLimits, limit_record_cells
+
+Make = Callable[[], MemoryLimits | SharedLimits]
+
+
+def shared_limits() -> SharedLimits:
+    """Worker 1 of 2 over a small shared table: the backend ``--workers`` uses."""
+    table = SharedTable(limit_record_cells(60, 2), capacity=64)
+    return SharedLimits(table, worker=1, workers=2)
+
+
+# Every test below holds for one process's counters and for the workers' shared ones.
+BACKENDS = pytest.mark.parametrize("make", [MemoryLimits, shared_limits], ids=["memory", "shared"])
 
 
 def key(**spec: int) -> LimitSubject:
     return LimitSubject("key:a", LimitSpec(**spec))
 
 
-def test_memory_limits_is_a_limit_backend() -> None:
-    backend: LimitBackend = MemoryLimits()
+@BACKENDS
+def test_each_is_a_limit_backend(make: Make) -> None:
+    backend: LimitBackend = make()
     assert isinstance(backend.admit([key()], 0, 0), Admission)
 
 
-def test_rpm_denies_with_retry_after_until_the_oldest_request_slides_out() -> None:
-    limits = MemoryLimits()
+@BACKENDS
+def test_rpm_denies_with_retry_after_until_the_oldest_request_slides_out(make: Make) -> None:
+    limits = make()
     subject = key(rpm=3)
     for t in (0.0, 10.0, 20.0):
         assert isinstance(limits.admit([subject], t, 0), Admission)
@@ -36,8 +55,9 @@ def test_rpm_denies_with_retry_after_until_the_oldest_request_slides_out() -> No
     assert isinstance(limits.admit([subject], 60.0, 0), Admission)
 
 
-def test_tpm_is_checked_before_dispatch_with_the_estimate() -> None:
-    limits = MemoryLimits()
+@BACKENDS
+def test_tpm_is_checked_before_dispatch_with_the_estimate(make: Make) -> None:
+    limits = make()
     subject = key(tpm=1000)
     first = limits.admit([subject], 0, 800)
     assert isinstance(first, Admission)
@@ -49,8 +69,9 @@ def test_tpm_is_checked_before_dispatch_with_the_estimate() -> None:
     assert isinstance(limits.admit([subject], 3, 300), Admission)
 
 
-def test_settle_counts_excess_and_release_refunds_the_estimate() -> None:
-    limits = MemoryLimits()
+@BACKENDS
+def test_settle_counts_excess_and_release_refunds_the_estimate(make: Make) -> None:
+    limits = make()
     subject = key(tpm=1000, max_parallel=5)
     a = limits.admit([subject], 0, 100)
     b = limits.admit([subject], 0, 100)
@@ -63,16 +84,18 @@ def test_settle_counts_excess_and_release_refunds_the_estimate() -> None:
     assert limits.in_flight("key:a") == 0
 
 
-def test_late_settle_counts_excess_in_the_current_window() -> None:
-    limits = MemoryLimits()
+@BACKENDS
+def test_late_settle_counts_excess_in_the_current_window(make: Make) -> None:
+    limits = make()
     a = limits.admit([key(tpm=1000)], 0, 100)
     assert isinstance(a, Admission)
     limits.settle(a, 90, 500)
     assert limits.tokens_used("key:a", 90) == 400
 
 
-def test_estimate_above_the_whole_limit_runs_alone() -> None:
-    limits = MemoryLimits()
+@BACKENDS
+def test_estimate_above_the_whole_limit_runs_alone(make: Make) -> None:
+    limits = make()
     subject = key(tpm=1000)
     big = limits.admit([subject], 0, 50_000)
     assert isinstance(big, Admission)
@@ -82,15 +105,17 @@ def test_estimate_above_the_whole_limit_runs_alone() -> None:
     assert isinstance(limits.admit([subject], 61, 50_000), Admission)
 
 
-def test_zero_limits_deny_everything() -> None:
-    limits = MemoryLimits()
+@BACKENDS
+def test_zero_limits_deny_everything(make: Make) -> None:
+    limits = make()
     for spec in ({"rpm": 0}, {"tpm": 0}, {"max_parallel": 0}):
         denied = limits.admit([key(**spec)], 0, 10)
         assert isinstance(denied, Denied) and denied.retry_after > 0
 
 
-def test_max_parallel_frees_on_settle_or_release() -> None:
-    limits = MemoryLimits()
+@BACKENDS
+def test_max_parallel_frees_on_settle_or_release(make: Make) -> None:
+    limits = make()
     subject = key(max_parallel=2)
     a, b = limits.admit([subject], 0, 0), limits.admit([subject], 0, 0)
     assert isinstance(a, Admission) and isinstance(b, Admission)
@@ -100,8 +125,9 @@ def test_max_parallel_frees_on_settle_or_release() -> None:
     assert isinstance(limits.admit([subject], 0, 0), Admission)
 
 
-def test_team_limit_caps_its_keys_atomically() -> None:
-    limits = MemoryLimits()
+@BACKENDS
+def test_team_limit_caps_its_keys_atomically(make: Make) -> None:
+    limits = make()
     team = LimitSubject("team:t", LimitSpec(rpm=2))
     keys = [LimitSubject(f"key:{i}", LimitSpec(rpm=10)) for i in range(3)]
     assert isinstance(limits.admit([keys[0], team], 0, 0), Admission)
@@ -121,6 +147,7 @@ def test_window_retry_after_is_exact_for_bucket_edges() -> None:
     assert window.retry_after(31, 10, 0) == 0
 
 
+@BACKENDS
 @settings(max_examples=150, deadline=None)
 @given(
     arrivals=st.lists(
@@ -129,10 +156,11 @@ def test_window_retry_after_is_exact_for_bucket_edges() -> None:
     )
 )
 def test_admitted_tokens_per_window_never_exceed_tpm_at_admission(
+    make: Make,
     arrivals: list[tuple[float, int, int]],
 ) -> None:
     """Reference model: at admission, estimates + settled tokens in the last 60 s fit."""
-    limits = MemoryLimits()
+    limits = make()
     subject = key(tpm=1000, rpm=20)
     now = 0.0
     admitted: list[float] = []

@@ -1,0 +1,167 @@
+"""``skyroute serve --workers 2``: one port, two processes, limits and budgets shared.
+
+Each test runs the real command. A burst comes over many connections, which the kernel
+spreads over both workers; were the counters per process, each worker would admit a whole
+limit's worth and the exact counts below would double.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from skyroute.emulators.runner import EmulatorThread
+from tests.integration.conftest import MASTER_KEY, PRIMARY, SECONDARY, base_document, chats
+from tests.integration.test_governance import (
+    RESERVATION,
+    budget,
+    burst,
+    make_key,
+    priced,
+    slow_primary,
+    split,
+)
+from tests.integration.test_lifecycle import free_port
+
+WORKERS = 2
+
+
+class Workers:
+    """A running ``skyroute serve --workers N``, with the URLs the governance helpers use."""
+
+    def __init__(self, process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+        self.process = process
+        self.url = f"http://127.0.0.1:{port}"
+        self.base_url = self.url + "/v1"
+        self.log = log
+
+    def runtime(self) -> dict[str, Any]:
+        """``/admin/runtime`` over a new connection, so any worker may answer."""
+        response = httpx.get(
+            self.url + "/admin/runtime",
+            headers={"authorization": f"Bearer {MASTER_KEY}"},
+            timeout=5,
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def pids(self, want: int, within: float = 30.0) -> set[int]:
+        """The workers' pids, once ``want`` different ones have answered."""
+        seen: set[int] = set()
+        deadline = time.monotonic() + within
+        while len(seen) < want:
+            assert self.process.poll() is None, "the gateway exited:\n" + self.tail()
+            assert time.monotonic() < deadline, f"only {seen} answered:\n" + self.tail()
+            try:
+                seen.add(self.runtime()["pid"])
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        return seen
+
+    def tail(self) -> str:
+        return self.log.read_text()[-3000:]
+
+
+@pytest.fixture
+def workers(
+    azure: EmulatorThread, local: EmulatorThread, clouds: None, tmp_path: Path
+) -> Iterator[Workers]:
+    document = base_document(azure.base_url, local.base_url)
+    priced(document)
+    # The priority deployment takes 6 requests a minute across all workers.
+    document["models"]["gpt-4o"]["deployments"][0]["rpm"] = 6
+    document["store"] = {"data_dir": str(tmp_path / "data"), "key_refresh_seconds": 0.2}
+    config = tmp_path / "skyroute.yaml"
+    config.write_text(json.dumps(document))  # JSON is YAML
+    port, log = free_port(), tmp_path / "gateway.log"
+    skyroute = Path(sys.executable).parent / "skyroute"
+    command = [skyroute, "serve", "--config", config, "--port", str(port)]
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [*map(str, command), "--workers", str(WORKERS)], stdout=out, stderr=subprocess.STDOUT
+        )
+    gateway = Workers(process, port, log)
+    try:
+        gateway.pids(WORKERS)
+        yield gateway
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+
+def known_everywhere(gateway: Workers, key: str) -> None:
+    """Wait until every worker's key directory has ``key`` (refreshed every 0.2 s)."""
+    deadline = time.monotonic() + 10
+    answered = 0
+    while answered < 20:  # 20 fresh connections in a row, spread over both workers
+        assert time.monotonic() < deadline, "a worker never learnt the new key"
+        response = httpx.get(
+            gateway.base_url + "/models", headers={"authorization": f"Bearer {key}"}
+        )
+        answered = answered + 1 if response.status_code == 200 else 0
+
+
+def test_a_key_limit_and_a_deployment_quota_hold_across_workers(
+    workers: Workers, azure: EmulatorThread, local: EmulatorThread
+) -> None:
+    key, _ = make_key(workers, rpm=12)
+    known_everywhere(workers, key)
+    results = asyncio.run(burst(workers, [key], 40))
+    admitted, refused = split(results)
+    assert len(admitted) == 12, [getattr(r, "message", r) for r in refused][:3]
+    assert all(error.status_code == 429 for error in refused)
+    # The priority deployment's quota (6 a minute) is one quota too: the rest overflowed.
+    assert len(chats(azure, PRIMARY)) == 6
+    assert len(chats(local, SECONDARY)) == 6
+
+
+def test_a_budget_admits_exactly_what_it_covers_across_workers(
+    workers: Workers, azure: EmulatorThread, local: EmulatorThread
+) -> None:
+    # Both tiers slow (past 6 requests the priority deployment's quota sends the rest to
+    # the second): nothing settles mid-burst, so admission alone decides.
+    slow_primary(azure)
+    local.add_faults(SECONDARY, [{"kind": "delay", "seconds": 1.5, "repeat": True}])
+    covers = 8
+    key, _ = make_key(workers, budget=budget(covers * RESERVATION))
+    known_everywhere(workers, key)
+    admitted, refused = split(asyncio.run(burst(workers, [key], 60)))
+    assert len(admitted) == covers
+    assert {error.status_code for error in refused} == {429}
+
+
+def test_a_killed_worker_is_replaced_and_sigterm_stops_them_all(workers: Workers) -> None:
+    first = workers.pids(WORKERS)
+    victim = min(first)
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    now: set[int] = set()
+    while not (len(now) == WORKERS and victim not in now):
+        assert time.monotonic() < deadline, f"no new worker: {now}\n" + workers.tail()
+        now = workers.pids(WORKERS)
+        if victim in now:
+            time.sleep(0.1)
+            now = set()
+    assert len(now & first) == 1  # the other worker served on, untouched
+    workers.process.send_signal(signal.SIGTERM)
+    assert workers.process.wait(30) == 0, workers.tail()
+    for pid in now:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
