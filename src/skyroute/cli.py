@@ -98,7 +98,7 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(config.server.log_level, collect_secrets(config))
     host = args.host or config.server.host
     port = config.server.port if args.port is None else args.port
-    workers = args.workers or config.server.workers
+    workers = config.server.workers if args.workers is None else args.workers
     if not 1 <= workers <= MAX_WORKERS:
         print(f"skyroute serve: --workers must be from 1 to {MAX_WORKERS}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -35,6 +36,7 @@ from tests.integration.test_governance import (
 from tests.integration.test_lifecycle import free_port
 
 WORKERS = 2
+SKYROUTE = str(Path(sys.executable).parent / "skyroute")
 
 
 class Workers:
@@ -86,11 +88,10 @@ def workers(
     config = tmp_path / "skyroute.yaml"
     config.write_text(json.dumps(document))  # JSON is YAML
     port, log = free_port(), tmp_path / "gateway.log"
-    skyroute = Path(sys.executable).parent / "skyroute"
-    command = [skyroute, "serve", "--config", config, "--port", str(port)]
+    command = [SKYROUTE, "serve", "--config", str(config), "--port", str(port)]
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [*map(str, command), "--workers", str(WORKERS)], stdout=out, stderr=subprocess.STDOUT
+            [*command, "--workers", str(WORKERS)], stdout=out, stderr=subprocess.STDOUT
         )
     gateway = Workers(process, port, log)
     try:
@@ -147,21 +148,72 @@ def test_a_budget_admits_exactly_what_it_covers_across_workers(
     assert {error.status_code for error in refused} == {429}
 
 
+def replaced(workers: Workers, victim: int) -> set[int]:
+    """The workers' pids once a new worker has taken the place of ``victim``."""
+    deadline = time.monotonic() + 30
+    while True:
+        assert time.monotonic() < deadline, f"{victim} was not replaced:\n" + workers.tail()
+        now = workers.pids(WORKERS)
+        if victim not in now:
+            return now
+        time.sleep(0.1)
+
+
 def test_a_killed_worker_is_replaced_and_sigterm_stops_them_all(workers: Workers) -> None:
     first = workers.pids(WORKERS)
     victim = min(first)
     os.kill(victim, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    now: set[int] = set()
-    while not (len(now) == WORKERS and victim not in now):
-        assert time.monotonic() < deadline, f"no new worker: {now}\n" + workers.tail()
-        now = workers.pids(WORKERS)
-        if victim in now:
-            time.sleep(0.1)
-            now = set()
+    now = replaced(workers, victim)
     assert len(now & first) == 1  # the other worker served on, untouched
     workers.process.send_signal(signal.SIGTERM)
     assert workers.process.wait(30) == 0, workers.tail()
     for pid in now:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_workers_dying_again_and_again_stop_the_gateway(workers: Workers) -> None:
+    pids = workers.pids(WORKERS)
+    for _ in range(4):
+        victim = min(pids)
+        os.kill(victim, signal.SIGKILL)
+        pids = replaced(workers, victim)
+    os.kill(min(pids), signal.SIGKILL)  # the fifth death within a minute
+    assert workers.process.wait(30) == 1, workers.tail()
+    assert "workers died 5 times within 60 s; stopping" in workers.tail()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_a_port_in_use_fails_at_once(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "skyroute.yaml"
+        config.write_text(json.dumps({"auth": {"master_key": MASTER_KEY}}))
+        done = subprocess.run(
+            [SKYROUTE, "serve", "--config", str(config), "--port", str(port), "--workers", "2"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+@pytest.mark.parametrize("count", ["0", "65"])
+def test_a_worker_count_out_of_range_is_refused(tmp_path: Path, count: str) -> None:
+    config = tmp_path / "skyroute.yaml"
+    config.write_text(json.dumps({"auth": {"master_key": MASTER_KEY}}))
+    done = subprocess.run(
+        [SKYROUTE, "serve", "--config", str(config), "--workers", count],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert "--workers must be from 1 to 64" in done.stderr

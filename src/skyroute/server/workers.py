@@ -38,6 +38,7 @@ from types import FrameType
 from skyroute.core.config import Config
 from skyroute.server.counters import SharedCounters, WorkerShare
 from skyroute.server.storage import StorageError, prepare_store
+from skyroute.store.outbox import OutboxLocked
 
 log = logging.getLogger("skyroute.workers")
 
@@ -77,7 +78,7 @@ class Supervisor:
         config = self._config
         try:
             asyncio.run(prepare_store(config.store))
-        except StorageError as exc:
+        except (StorageError, OutboxLocked) as exc:
             log.error("cannot start: %s", exc)
             return 1
         counters = SharedCounters(
@@ -87,11 +88,11 @@ class Supervisor:
         )
         try:
             sockets = [listening_socket(self._host, self._port)]
+            self._port = sockets[0].getsockname()[1]  # port 0 picks one; all bind the same
+            sockets += [listening_socket(self._host, self._port) for _ in range(self._workers - 1)]
         except OSError as exc:
             log.error("cannot listen on %s:%d: %s", self._host, self._port, exc)
             return 1
-        self._port = sockets[0].getsockname()[1]  # port 0 picks one; all bind the same
-        sockets += [listening_socket(self._host, self._port) for _ in range(self._workers - 1)]
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         log.info("starting %d workers on %s:%d", self._workers, self._host, self._port)
