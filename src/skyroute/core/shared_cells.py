@@ -29,12 +29,15 @@ import tempfile
 from collections.abc import Iterator
 from types import TracebackType
 
+from skyroute.core.errors import ServiceUnavailable
+
 _DIGEST_CELLS = 2
 _MASK = (1 << 64) - 1
 
 
-class TableFull(RuntimeError):
-    """Every record of a shared table is taken."""
+class TableFull(ServiceUnavailable):
+    """Every record of a shared table is taken: requests that need a new one get a 503
+    until the gateway restarts with a larger ``server.shared_subjects``."""
 
 
 class SharedTable:
@@ -101,7 +104,11 @@ class SharedTable:
                 break
             slot = (slot + 1) % self.capacity
         else:
-            raise TableFull(f"all {self.capacity} shared records are taken")
+            raise TableFull(
+                f"The gateway's shared counters are full ({self.capacity} records); "
+                "its operator must raise server.shared_subjects.",
+                retry_after=60.0,
+            )
         self._records[name] = found = base + _DIGEST_CELLS
         return found
 

@@ -120,7 +120,12 @@ class Gate:
             reservation = held
         admission = None
         if limit_subjects:
-            outcome = self.limits.admit(limit_subjects, self._clock(), prompt_tokens + output)
+            try:
+                outcome = self.limits.admit(limit_subjects, self._clock(), prompt_tokens + output)
+            except BaseException:  # e.g. the workers' shared table is full: hold nothing
+                if reservation is not None:
+                    self.budgets.release(reservation)
+                raise
             if not isinstance(outcome, Admission):
                 if reservation is not None:
                     self.budgets.release(reservation)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 
 from skyroute.core.errors import ModelNotFound, QuotaExceeded, RateLimited
+from skyroute.core.shared_cells import SharedTable, TableFull
 from skyroute.governance.budget import BudgetLedger, BudgetSpec, BudgetSubject, Period
 from skyroute.governance.directory import MASTER, Caller, Team
 from skyroute.governance.gate import DEFAULT_MAX_TOKENS, Gate
 from skyroute.governance.keys import KeyRecord
 from skyroute.governance.limits import LimitSpec, MemoryLimits
 from skyroute.governance.prices import Price
+from skyroute.governance.shared import SharedLimits, limit_record_cells
 
 PRICE = Price(input=1_000_000, output=2_000_000)  # $1 / $2 per million tokens
 NOW = 1_750_000_000.0  # the wall clock; the monotonic clock is 0
@@ -124,3 +126,24 @@ def test_a_changed_key_or_team_is_enforced_from_its_next_request() -> None:
     assert limits.in_flight("team:t1") == 2
     gate.settle(held, tokens=0, cost_micros=0)
     assert limits.in_flight("team:t1") == 1
+
+
+def test_a_full_shared_table_refuses_with_503_and_holds_no_budget() -> None:
+    """With workers, the shared limit table can run out of records: the request gets a 503
+    naming the setting, and its budget reservation is given back."""
+    table = SharedTable(limit_record_cells(60, 2), capacity=1)
+    budgets = BudgetLedger()
+    gate = Gate(
+        SharedLimits(table, worker=0, workers=2),
+        budgets,
+        clock=lambda: 0.0,
+        wall_clock=lambda: NOW,
+    )
+    spec = BudgetSpec(limit_micros=1_000_000, period=Period.DAY)
+    gate.admit(_caller(id="k1", rpm=10), "m", prompt_tokens=1, max_tokens=1, price=PRICE)
+    with pytest.raises(TableFull) as caught:
+        gate.admit(
+            _caller(id="k2", rpm=10, budget=spec), "m", prompt_tokens=1, max_tokens=1, price=PRICE
+        )
+    assert caught.value.status == 503 and "server.shared_subjects" in caught.value.message
+    assert budgets.outstanding(BudgetSubject("key:k2", spec), NOW) == 0
