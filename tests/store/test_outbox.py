@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from skyroute.store import InsertResult, StoreUnavailable, UsageRow, create_engine
+from skyroute.store import InsertResult, StoreUnavailable, UsageRow, create_engine, outbox_files
 from skyroute.store import outbox as outbox_module
 from skyroute.store.outbox import Outbox, OutboxLocked, OutboxWriter
 from skyroute.store.schema import usage_ledger
@@ -406,7 +406,7 @@ def test_batches_skip_quarantined_lines_and_cross_segments(tmp_path: Path) -> No
     shipped: list[str] = []
     consumed = 0
     while start < end:
-        batch = outbox_module._read_batch(directory, start, end, 5)
+        batch = outbox_files.read_batch(directory, start, end, 5)
         assert len(batch.rows) <= 5
         shipped += [row.request_id for row in batch.rows]
         consumed += batch.consumed

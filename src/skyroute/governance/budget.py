@@ -116,15 +116,47 @@ class BudgetBackend(Protocol):
     def outstanding(self, subject: BudgetSubject, now: float) -> int: ...
 
 
+def over_budget(
+    subject: BudgetSubject, committed: int, outstanding: int, need: int, now: float
+) -> BudgetExceeded | None:
+    """The refusal when ``need`` more does not fit ``subject``'s budget, else None."""
+    limit = subject.spec.limit_micros
+    if committed + outstanding + need <= limit:
+        return None
+    return BudgetExceeded(
+        subject=subject.id,
+        limit_micros=limit,
+        committed_micros=committed,
+        outstanding_micros=outstanding,
+        resets_at=period_bounds(subject.spec.period, now)[1],
+    )
+
+
+class PeriodStarts:
+    """The start of each subject's current period. While ``now`` stays inside the period
+    last worked out for a subject (most calls), no calendar arithmetic is done."""
+
+    __slots__ = ("_known",)
+
+    def __init__(self) -> None:
+        # subject id -> (its period, the start and end last worked out)
+        self._known: dict[str, tuple[Period, int, float]] = {}
+
+    def start(self, subject: BudgetSubject, now: float) -> int:
+        period = subject.spec.period
+        known = self._known.get(subject.id)
+        if known is not None and known[0] is period and known[1] <= now < known[2]:
+            return known[1]
+        start, end = period_bounds(period, now)
+        self._known[subject.id] = (period, start, math.inf if end is None else end)
+        return start
+
+
 @dataclass(slots=True)
 class _Account:
     period_start: int
     committed: int = 0
     outstanding: int = 0
-    # The period the bounds below were computed for, and its end: while ``now`` is inside
-    # them the account needs no calendar arithmetic (most calls).
-    period: Period | None = None
-    period_end: float = 0.0
 
 
 class BudgetLedger:
@@ -132,6 +164,7 @@ class BudgetLedger:
 
     def __init__(self) -> None:
         self._accounts: dict[str, _Account] = {}
+        self._periods = PeriodStarts()
         self._open: dict[int, Reservation] = {}
         self._ids = itertools.count(1)
 
@@ -145,15 +178,9 @@ class BudgetLedger:
         holds = []
         for subject in subjects:
             account = self._account(subject, now)
-            limit = subject.spec.limit_micros
-            if account.committed + account.outstanding + need > limit:
-                return BudgetExceeded(
-                    subject=subject.id,
-                    limit_micros=limit,
-                    committed_micros=account.committed,
-                    outstanding_micros=account.outstanding,
-                    resets_at=period_bounds(subject.spec.period, now)[1],
-                )
+            refused = over_budget(subject, account.committed, account.outstanding, need, now)
+            if refused is not None:
+                return refused
             accounts.append(account)
             holds.append((subject.id, account.period_start))
         for account in accounts:  # every subject has room: only now is any changed
@@ -199,15 +226,8 @@ class BudgetLedger:
         return True
 
     def _account(self, subject: BudgetSubject, now: float) -> _Account:
-        period = subject.spec.period
+        start = self._periods.start(subject, now)
         account = self._accounts.get(subject.id)
-        if (
-            account is not None
-            and account.period is period
-            and account.period_start <= now < account.period_end
-        ):
-            return account
-        start, end = period_bounds(period, now)
         if account is None:
             account = self._accounts[subject.id] = _Account(period_start=start)
         elif start > account.period_start:
@@ -215,6 +235,4 @@ class BudgetLedger:
             # they settle. A clock that steps back never resets spend (reliability F17).
             account.period_start = start
             account.committed = 0
-        account.period = period
-        account.period_end = math.inf if end is None else end
         return account

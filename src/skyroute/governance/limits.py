@@ -172,16 +172,8 @@ class MemoryLimits:
         if est_tokens < 0:
             raise ValueError("est_tokens must not be negative")
         current = math.floor(now / self._width)
-        states = []
-        denial: Denied | None = None
-        for subject in subjects:
-            state = self._states.get(subject.id) or self._state(subject.id)
-            states.append(state)
-            found = check(
-                subject, state.parallel, state.requests, state.tokens, current, now, est_tokens
-            )
-            if found is not None and (denial is None or found.retry_after > denial.retry_after):
-                denial = found
+        states = [self._states.get(s.id) or self._state(s.id) for s in subjects]
+        denial = longest_refusal(subjects, states, current, now, est_tokens)
         if denial is not None:
             return denial
         for state in states:
@@ -251,26 +243,52 @@ class SlidingCounts(Protocol):
     def retry_after_at(self, current: int, now: float, limit: int, amount: int) -> float: ...
 
 
-def check(
-    subject: LimitSubject,
-    parallel: int,
-    requests: SlidingCounts,
-    tokens: SlidingCounts,
+class Counts(Protocol):
+    """One subject's counters as a limit check reads them."""
+
+    @property
+    def parallel(self) -> int: ...
+
+    @property
+    def requests(self) -> SlidingCounts: ...
+
+    @property
+    def tokens(self) -> SlidingCounts: ...
+
+
+def longest_refusal(
+    subjects: Sequence[LimitSubject],
+    counts: Sequence[Counts],
     current: int,
     now: float,
     est: int,
 ) -> Denied | None:
-    """Whether one more request of ``est`` tokens fits ``subject``'s limits, at sub-window
-    ``current`` (of ``now``); the denial with its wait if not. Changes nothing but expiry."""
+    """None if one more request of ``est`` tokens fits every subject (each with its
+    counters, at sub-window ``current`` of ``now``); else the refusal with the longest
+    wait. Changes nothing but expiry."""
+    denial: Denied | None = None
+    for subject, counters in zip(subjects, counts, strict=True):
+        found = _check(subject, counters, current, now, est)
+        if found is not None and (denial is None or found.retry_after > denial.retry_after):
+            denial = found
+    return denial
+
+
+def _check(
+    subject: LimitSubject, counts: Counts, current: int, now: float, est: int
+) -> Denied | None:
+    """Whether one more request of ``est`` tokens fits ``subject``'s limits; the denial
+    with its wait if not."""
     spec = subject.spec
-    if spec.max_parallel is not None and parallel >= spec.max_parallel:
+    if spec.max_parallel is not None and counts.parallel >= spec.max_parallel:
         return Denied(subject=subject.id, reason="parallel", retry_after=PARALLEL_RETRY_AFTER)
     if spec.rpm is not None:
-        wait = requests.retry_after_at(current, now, spec.rpm, 1)
+        wait = counts.requests.retry_after_at(current, now, spec.rpm, 1)
         if wait > 0:
             return Denied(subject=subject.id, reason="rpm", retry_after=wait)
     if spec.tpm is not None:
         # At least one token, so a zero estimate still needs some room left.
+        tokens = counts.tokens
         wait = tokens.retry_after_at(current, now, spec.tpm, min(max(est, 1), spec.tpm))
         if wait > 0 or spec.tpm < 1:
             full = tokens.buckets * tokens.width

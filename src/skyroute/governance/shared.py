@@ -28,11 +28,11 @@ from skyroute.core.shared_cells import CellWindow, SharedTable
 from skyroute.governance.budget import (
     BudgetExceeded,
     BudgetSubject,
-    Period,
+    PeriodStarts,
     Reservation,
-    period_bounds,
+    over_budget,
 )
-from skyroute.governance.limits import Admission, Denied, LimitSubject, check
+from skyroute.governance.limits import Admission, Denied, LimitSubject, longest_refusal
 
 
 class _Counters:
@@ -96,21 +96,7 @@ class SharedLimits:
         current = math.floor(now / self._width)
         with self._table:
             found = [self._of(subject.id) for subject in subjects]
-            denial: Denied | None = None
-            for subject, counters in zip(subjects, found, strict=True):
-                refused = check(
-                    subject,
-                    counters.parallel,
-                    counters.requests,
-                    counters.tokens,
-                    current,
-                    now,
-                    est_tokens,
-                )
-                if refused is not None and (
-                    denial is None or refused.retry_after > denial.retry_after
-                ):
-                    denial = refused
+            denial = longest_refusal(subjects, found, current, now, est_tokens)
             if denial is not None:
                 return denial
             for counters in found:
@@ -200,9 +186,7 @@ class SharedBudgets:
         self._cells = table.cells
         self._worker = worker
         self._workers = workers
-        # subject id -> (period, its start, its end) last computed here, so most calls
-        # need no calendar arithmetic
-        self._periods: dict[str, tuple[Period, int, float]] = {}
+        self._periods = PeriodStarts()
         self._open: dict[int, Reservation] = {}
         self._ids = itertools.count(1)
 
@@ -218,17 +202,10 @@ class SharedBudgets:
         with self._table:
             for subject in subjects:
                 base = self._account(subject, now)
-                committed = cells[base + _COMMITTED]
-                outstanding = self._outstanding(base)
-                limit = subject.spec.limit_micros
-                if committed + outstanding + need > limit:
-                    return BudgetExceeded(
-                        subject=subject.id,
-                        limit_micros=limit,
-                        committed_micros=committed,
-                        outstanding_micros=outstanding,
-                        resets_at=period_bounds(subject.spec.period, now)[1],
-                    )
+                committed, outstanding = cells[base + _COMMITTED], self._outstanding(base)
+                refused = over_budget(subject, committed, outstanding, need, now)
+                if refused is not None:
+                    return refused
                 bases.append(base)
                 holds.append((subject.id, cells[base + _START]))
             mine = _OUTSTANDING + self._worker
@@ -289,17 +266,11 @@ class SharedBudgets:
     def _account(self, subject: BudgetSubject, now: float) -> int:
         """The record of ``subject``, rolled over to the period containing ``now``."""
         base = self._table.record(subject.id)
-        period = subject.spec.period
-        known = self._periods.get(subject.id)
-        shared_start = self._cells[base + _START]
-        if known is not None and known[0] is period and known[1] <= now < known[2]:
-            start = known[1]
-        else:
-            start, end = period_bounds(period, now)
-            self._periods[subject.id] = (period, start, math.inf if end is None else end)
-        if start > shared_start:
-            # A new period: spend starts from zero; reservations in flight stay held until
-            # they settle. A clock that steps back never resets spend (reliability F17).
+        start = self._periods.start(subject, now)
+        if start > self._cells[base + _START]:
+            # A new period, for every worker: spend starts from zero; reservations in
+            # flight stay held until they settle. A clock that steps back never resets
+            # spend (reliability F17).
             self._cells[base + _START] = start
             self._cells[base + _COMMITTED] = 0
         return base

@@ -11,13 +11,13 @@ the differences are absorbed:
 - any ``toolUse``/``toolResult`` block in the history requires a ``toolConfig``;
 - documents go as ``document`` blocks with their bytes, under a name Bedrock accepts
   (``document_name``); a URL-only document is refused, as the gateway fetches nothing.
+  Image and document blocks are built in ``bedrock_media``.
 
 Pure: no I/O, no clock, no logging.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 import msgspec
@@ -32,9 +32,16 @@ from skyroute.core.chat import (
     Tool,
 )
 from skyroute.core.errors import InvalidRequest
+from skyroute.wire.bedrock_media import (
+    DocumentBlock,
+    DocumentNames,
+    ImageBlock,
+    document_block,
+    image_block,
+)
 from skyroute.wire.claude import thinking_budget, tool_input
 
-__all__ = ["document_name", "model_family", "to_converse"]
+__all__ = ["model_family", "to_converse"]
 
 
 class _Wire(msgspec.Struct, kw_only=True, omit_defaults=True, rename="camel"):
@@ -46,33 +53,6 @@ class _Wire(msgspec.Struct, kw_only=True, omit_defaults=True, rename="camel"):
 
 class _Text(_Wire):
     text: str
-
-
-class _ImageSource(_Wire):
-    data: bytes = msgspec.field(name="bytes")  # base64 in JSON, as msgspec writes bytes
-
-
-class _Image(_Wire):
-    format: str
-    source: _ImageSource
-
-
-class _ImageBlock(_Wire):
-    image: _Image
-
-
-class _DocumentSource(_Wire):
-    data: bytes = msgspec.field(name="bytes")  # base64 in JSON, as msgspec writes bytes
-
-
-class _Document(_Wire):
-    format: str
-    name: str
-    source: _DocumentSource
-
-
-class _DocumentBlock(_Wire):
-    document: _Document
 
 
 class _ToolUse(_Wire):
@@ -87,7 +67,7 @@ class _ToolUseBlock(_Wire):
 
 class _ToolResult(_Wire):
     tool_use_id: str
-    content: list[_Text | _ImageBlock | _DocumentBlock]
+    content: list[_Text | ImageBlock | DocumentBlock]
 
 
 class _ToolResultBlock(_Wire):
@@ -108,7 +88,7 @@ class _ReasoningBlock(_Wire):
     reasoning_content: _ReasoningContent
 
 
-_Block = _Text | _ImageBlock | _DocumentBlock | _ToolUseBlock | _ToolResultBlock | _ReasoningBlock
+_Block = _Text | ImageBlock | DocumentBlock | _ToolUseBlock | _ToolResultBlock | _ReasoningBlock
 
 
 class _Message(_Wire):
@@ -221,7 +201,7 @@ def to_converse(request: ChatRequest, *, model_id: str) -> bytes:
 def _conversation(messages: list[Message]) -> tuple[list[_Text], list[_Message]]:
     system: list[_Text] = []
     turns: list[_Message] = []
-    names = _DocumentNames()
+    names = DocumentNames()
     for i, message in enumerate(messages):
         match message.role:
             case "system" | "developer":
@@ -270,7 +250,7 @@ def _system_blocks(message: Message, i: int) -> list[_Text]:
     return blocks
 
 
-def _content_blocks(message: Message, i: int, names: _DocumentNames) -> list[_Block]:
+def _content_blocks(message: Message, i: int, names: DocumentNames) -> list[_Block]:
     blocks: list[_Block] = []
     for j, part in enumerate(message.content):
         match part:
@@ -279,13 +259,13 @@ def _content_blocks(message: Message, i: int, names: _DocumentNames) -> list[_Bl
                 if text.strip():
                     blocks.append(_Text(text=text))
             case ImagePart():
-                blocks.append(_image_block(part, f"messages[{i}].content[{j}].image_url"))
+                blocks.append(image_block(part, f"messages[{i}].content[{j}].image_url"))
             case DocumentPart():
-                blocks.append(_document_block(part, f"messages[{i}].content[{j}]", names))
+                blocks.append(document_block(part, f"messages[{i}].content[{j}]", names))
     return blocks
 
 
-def _assistant_blocks(message: Message, i: int, names: _DocumentNames) -> list[_Block]:
+def _assistant_blocks(message: Message, i: int, names: DocumentNames) -> list[_Block]:
     blocks: list[_Block] = []
     # Reasoning goes first and unchanged: Claude checks its signature (protocols.md §6).
     # Unsigned reasoning text (from a client that only kept reasoning_content) cannot be
@@ -309,129 +289,18 @@ def _assistant_blocks(message: Message, i: int, names: _DocumentNames) -> list[_
     return blocks
 
 
-def _tool_result(message: Message, i: int, names: _DocumentNames) -> _ToolResultBlock:
-    content: list[_Text | _ImageBlock | _DocumentBlock] = []
+def _tool_result(message: Message, i: int, names: DocumentNames) -> _ToolResultBlock:
+    content: list[_Text | ImageBlock | DocumentBlock] = []
     for j, part in enumerate(message.content):
         match part:
             case TextPart():
                 content.append(_Text(text=part.text))
             case ImagePart():
-                content.append(_image_block(part, f"messages[{i}].content[{j}].image_url"))
+                content.append(image_block(part, f"messages[{i}].content[{j}].image_url"))
             case DocumentPart():
-                content.append(_document_block(part, f"messages[{i}].content[{j}]", names))
+                content.append(document_block(part, f"messages[{i}].content[{j}]", names))
     call_id = message.tool_call_id or ""
     return _ToolResultBlock(tool_result=_ToolResult(tool_use_id=call_id, content=content))
-
-
-# --- images ---------------------------------------------------------------------------
-
-_FORMATS = {
-    "image/png": "png",
-    "image/jpeg": "jpeg",
-    "image/jpg": "jpeg",
-    "image/gif": "gif",
-    "image/webp": "webp",
-}
-
-
-def _image_block(part: ImagePart, param: str) -> _ImageBlock:
-    if part.data is None:
-        raise InvalidRequest(
-            "Remote image URLs are not fetched for this deployment; send the image as a "
-            "base64 data URL.",
-            param=param,
-        )
-    image_format = _FORMATS.get(part.media_type or "") or _sniff_format(part.data)
-    if image_format is None:
-        raise InvalidRequest(
-            "Bedrock accepts png, jpeg, gif and webp images (ImageFormat in protocols.md §3).",
-            param=param,
-        )
-    if not part.data:
-        raise InvalidRequest("The image is empty.", param=param)
-    return _ImageBlock(image=_Image(format=image_format, source=_ImageSource(data=part.data)))
-
-
-def _sniff_format(data: bytes) -> str | None:
-    """The format from the file's magic bytes, for images that came without a media type."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    return None
-
-
-# --- documents ------------------------------------------------------------------------
-
-# DocumentFormat in protocols.md §3.
-_DOCUMENT_FORMATS = {
-    "application/pdf": "pdf",
-    "text/csv": "csv",
-    "application/msword": "doc",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
-    "application/vnd.ms-excel": "xls",
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
-    "text/html": "html",
-    "text/plain": "txt",
-    "text/markdown": "md",
-}
-_NAME_MAX = 200
-_NAME_REFUSED = re.compile(r"[^A-Za-z0-9\s\-()\[\]]")
-_WHITESPACE = re.compile(r"\s+")
-
-
-def document_name(name: str | None, n: int) -> str:
-    """A document name Bedrock accepts: alphanumerics, single whitespace characters,
-    hyphens, parentheses and square brackets, at most 200 characters. Any other
-    character becomes a hyphen (``report.pdf`` → ``report-pdf``) and whitespace runs one
-    space; a name with nothing left is ``document-<n>``."""
-    cleaned = _WHITESPACE.sub(" ", _NAME_REFUSED.sub("-", name or ""))
-    cleaned = cleaned.strip()[:_NAME_MAX].rstrip()
-    return cleaned if cleaned.strip("-") else f"document-{n}"
-
-
-class _DocumentNames:
-    """Names for a request's documents, in order: each one distinct, as Bedrock wants."""
-
-    def __init__(self) -> None:
-        self._taken: set[str] = set()
-
-    def take(self, name: str | None) -> str:
-        n = len(self._taken) + 1
-        chosen = document_name(name, n)
-        k = 2
-        while chosen in self._taken:
-            suffix = f" ({k})"
-            chosen = document_name(name, n)[: _NAME_MAX - len(suffix)].rstrip() + suffix
-            k += 1
-        self._taken.add(chosen)
-        return chosen
-
-
-def _document_block(part: DocumentPart, param: str, names: _DocumentNames) -> _DocumentBlock:
-    if part.data is None:
-        raise InvalidRequest(
-            "Remote document URLs are not fetched for this deployment; send the document "
-            "as base64 data.",
-            param=param,
-        )
-    document_format = _DOCUMENT_FORMATS.get(part.media_type.lower())
-    if document_format is None:
-        raise InvalidRequest(
-            "Bedrock accepts pdf, csv, doc, docx, xls, xlsx, html, txt and md documents "
-            f"(DocumentFormat in protocols.md §3), not {part.media_type!r}.",
-            param=param,
-        )
-    if not part.data:
-        raise InvalidRequest("The document is empty.", param=param)
-    document = _Document(
-        format=document_format, name=names.take(part.name), source=_DocumentSource(data=part.data)
-    )
-    return _DocumentBlock(document=document)
 
 
 # --- tools ----------------------------------------------------------------------------

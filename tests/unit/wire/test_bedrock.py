@@ -50,7 +50,7 @@ from skyroute.wire.bedrock import (
     model_family,
     to_converse,
 )
-from skyroute.wire.bedrock_request import document_name
+from skyroute.wire.bedrock_media import document_name
 from skyroute.wire.openai_chat import response_to_openai, to_canonical
 
 CLAUDE = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
