@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import math
 import os
-import select
-import signal
 import threading
 import time
-import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
@@ -18,76 +15,7 @@ from hypothesis import strategies as st
 
 from skyroute.core.shared_cells import CellWindow, SharedTable, TableFull
 from skyroute.governance.limits import Window
-
-# --- forked children: always reaped, every wait bounded ------------------------------------
-
-
-def fork(body: Callable[[], str]) -> tuple[int, int]:
-    """Run ``body`` in a forked child; its pid and the read end of what it reports."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        code = 1
-        try:
-            os.close(read)
-            report = body()
-            code = 0
-        except BaseException:
-            report = traceback.format_exc()
-        try:
-            data = report.encode()
-            while data:
-                data = data[os.write(write, data) :]
-        finally:
-            os._exit(code)
-    os.close(write)
-    return pid, read
-
-
-def reap(pid: int, deadline: float) -> int | None:
-    """The child's exit code, or None if it overran ``deadline`` (it is killed and reaped)."""
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if time.monotonic() >= deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return None
-        time.sleep(0.002)
-
-
-def finish(children: list[tuple[int, int]], timeout: float = 5.0) -> list[str]:
-    """Every child's report, after reaping all of them; fails if any failed or hung."""
-    deadline = time.monotonic() + timeout
-    reports: list[str] = []
-    failures: list[str] = []
-    for pid, read in children:
-        chunks: list[bytes] = []
-        try:
-            while True:
-                ready, _, _ = select.select([read], [], [], max(0.0, deadline - time.monotonic()))
-                if not ready:
-                    break
-                chunk = os.read(read, 65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-        finally:
-            os.close(read)
-        code = reap(pid, deadline)
-        report = b"".join(chunks).decode()
-        if code != 0:
-            failures.append(f"child {pid} exited {code}: {report}")
-        reports.append(report)
-    assert not failures, "\n".join(failures)
-    return reports
-
-
-def wait_readable(fd: int, timeout: float) -> bytes:
-    ready, _, _ = select.select([fd], [], [], timeout)
-    assert ready, "timed out waiting on a pipe"
-    return os.read(fd, 64)
+from tests.forks import finish, fork, reap, wait_readable
 
 
 @pytest.fixture
@@ -161,7 +89,7 @@ def test_a_record_claimed_in_a_child_is_seen_by_the_parent(table: SharedTable) -
             seen = table.cells[found]
         return f"{theirs} {found} {seen}"
 
-    [report] = finish([fork(child)])
+    [report] = finish([fork(child)], time.monotonic() + 5.0)
     theirs, found, seen = map(int, report.split())
     assert found == mine and seen == 7
     assert "child" not in table._records  # the parent never claimed it itself...
@@ -194,7 +122,7 @@ def test_the_lock_excludes_another_process(table: SharedTable) -> None:
         assert time.monotonic() - started > 0.1
     finally:
         os.close(signal_read)
-        finish(children)
+        finish(children, time.monotonic() + 5.0)
 
 
 def test_a_holder_that_dies_does_not_wedge_the_others(table: SharedTable) -> None:
@@ -247,7 +175,7 @@ def test_increments_under_the_lock_are_never_lost(table: SharedTable) -> None:
     finally:
         os.close(gate_write)
         os.close(gate_read)
-        finish(children, timeout=10.0)
+        finish(children, time.monotonic() + 10.0)
     assert table.cells[counter] == 8_000
 
 
