@@ -17,7 +17,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import anthropic
 import httpx
@@ -72,7 +72,17 @@ def and_then(*edits: Edit) -> Edit:
     return edit
 
 
-def admin(gateway: GatewayThread) -> httpx.Client:
+class Reachable(Protocol):
+    """A running gateway as these helpers reach it (in-process or ``skyroute serve``)."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def base_url(self) -> str: ...
+
+
+def admin(gateway: Reachable) -> httpx.Client:
     return httpx.Client(
         base_url=gateway.url, headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=10
     )
@@ -92,7 +102,7 @@ def make_team(gateway: GatewayThread, **fields: Any) -> str:
     return team_id
 
 
-def make_key(gateway: GatewayThread, **fields: Any) -> tuple[str, str]:
+def make_key(gateway: Reachable, **fields: Any) -> tuple[str, str]:
     """A new virtual key: (plaintext, id)."""
     with admin(gateway) as client:
         response = client.post("/admin/keys", json={"name": "test", **fields})
@@ -173,7 +183,7 @@ def until(probe: Callable[[], object], wanted: object, *, within: float) -> floa
 # --- bursts and reconciliation --------------------------------------------------------
 
 
-async def burst(gateway: GatewayThread, keys: list[str], n: int) -> list[Any]:
+async def burst(gateway: Reachable, keys: list[str], n: int) -> list[Any]:
     """``n`` requests spread over ``keys``, all released at once; each result is a
     completion or the ``openai.APIStatusError`` it raised."""
     clients = [

@@ -217,3 +217,22 @@ def test_a_worker_count_out_of_range_is_refused(tmp_path: Path, count: str) -> N
     )
     assert done.returncode == 2
     assert "--workers must be from 1 to 64" in done.stderr
+
+
+def test_workers_whose_supervisor_is_killed_drain_and_exit(workers: Workers) -> None:
+    pids = workers.pids(WORKERS)
+    workers.process.kill()  # SIGKILL: the supervisor cannot pass anything on
+    workers.process.wait(10)
+    deadline = time.monotonic() + 20
+    while alive := {pid for pid in pids if running(pid)}:
+        assert time.monotonic() < deadline, f"orphaned workers still running: {alive}"
+        time.sleep(0.1)
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` runs (an exited orphan may linger as a zombie until reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
