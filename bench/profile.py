@@ -1,9 +1,11 @@
-"""Where the gateway's CPU goes at 64 connections: py-spy samples, grouped by component.
+"""Where the gateway's CPU goes under load: py-spy samples, grouped by component.
 
-    .venv/bin/python bench/profile_c64.py [--seconds 15] [--workers N] [--out stacks.txt]
+    .venv/bin/python bench/profile.py [--concurrency 64] [--seconds 15] [--workers N]
+                                      [--out stacks.txt]
 
 Starts the bench gateway as bench/gateway_bench.py does (pinned to core 0, virtual key with
-limits and a budget), drives it with wrk at 64 connections and samples it with py-spy
+limits and a budget), drives it with wrk at ``--concurrency`` connections (closed loop: 1
+is one request at a time) and samples it with py-spy
 (``record --format raw --nonblocking --gil``: only samples holding the GIL, i.e. Python
 work, not waiting). Each sample is charged to the innermost frame that belongs to a known
 component, so the table reads as "self time of that part of the stack". Needs py-spy
@@ -68,6 +70,7 @@ def breakdown(stacks: str) -> collections.Counter[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--out", type=Path)
@@ -112,7 +115,7 @@ def main() -> None:
                 kwargs={"capture_output": True, "check": True},
             )
             sampler.start()
-            cell = bench.cell("gateway", "plain", 64)
+            cell = bench.cell("gateway", "plain", args.concurrency)
             sampler.join()
         finally:
             bench.close()
@@ -121,7 +124,7 @@ def main() -> None:
             args.out.write_text(stacks)
     counts = breakdown(stacks)
     total = sum(counts.values())
-    print(f"wrk c=64: {cell['rps']:,.0f} req/s; {total:,} samples holding the GIL")
+    print(f"wrk c={args.concurrency}: {cell['rps']:,.0f} req/s; {total:,} samples holding the GIL")
     for name, n in counts.most_common():
         print(f"  {100 * n / total:5.1f}%  {name}")
 
