@@ -172,6 +172,22 @@ def test_a_killed_worker_is_replaced_and_sigterm_stops_them_all(workers: Workers
             os.kill(pid, 0)
 
 
+def every_connection_answered(workers: Workers, count: int = 40) -> None:
+    """``count`` fresh connections in a row, each answered within a second: no listening
+    socket is left that nobody accepts on."""
+    for _ in range(count):
+        response = httpx.get(workers.url + "/healthz", timeout=1.0)
+        assert response.status_code == 200
+
+
+def test_after_either_worker_dies_every_connection_is_answered(workers: Workers) -> None:
+    # The last forked first: the first one was forked while the later sockets were open.
+    for victim in sorted(workers.pids(WORKERS), reverse=True):
+        os.kill(victim, signal.SIGKILL)
+        replaced(workers, victim)
+        every_connection_answered(workers)
+
+
 def test_workers_dying_again_and_again_stop_the_gateway(workers: Workers) -> None:
     pids = workers.pids(WORKERS)
     for _ in range(4):

@@ -28,10 +28,6 @@ class SharedCounters:
         # rpm and tpm for each deployment, with room to spare for open addressing
         self.quotas = SharedTable(CellWindow.cells_for(_BUCKETS), 4 * max(1, deployments))
 
-    def close(self) -> None:
-        for table in (self.limits, self.budgets, self.quotas):
-            table.close()
-
 
 class WorkerShare:
     """What worker ``index`` uses of the shared counters."""

@@ -33,6 +33,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Sequence
 from types import FrameType
 
 from skyroute.core.config import Config
@@ -97,12 +98,23 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_signal)
         log.info("starting %d workers on %s:%d", self._workers, self._host, self._port)
         for index, sock in enumerate(sockets):
-            self._start(counters, index, sock)
+            self._start(counters, index, sock, sockets[index + 1 :])
         return self._watch(counters)
 
-    def _start(self, counters: SharedCounters, index: int, sock: socket.socket) -> None:
+    def _start(
+        self,
+        counters: SharedCounters,
+        index: int,
+        sock: socket.socket,
+        others: Sequence[socket.socket] = (),
+    ) -> None:
+        """Fork worker ``index`` on ``sock``; ``others``: sockets of workers not forked yet,
+        which it must not keep open (a socket kept by a worker that does not accept on it
+        would hold its share of new connections forever once its own worker dies)."""
         pid = os.fork()
         if pid == 0:
+            for other in others:
+                other.close()
             os._exit(_worker(self._config, counters, index, sock, self._host, self._port))
         sock.close()  # the worker has it; if it dies, new connections go to the others
         self._children[pid] = index
