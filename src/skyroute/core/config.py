@@ -193,6 +193,7 @@ class StoreConfig(_Section, frozen=True):
 
 
 MAX_WORKERS = 64
+MAX_SHARED_SUBJECTS = 1 << 20
 
 
 class ServerConfig(_Section, frozen=True):
@@ -405,8 +406,9 @@ def _check_values(config: Config) -> list[str]:
         errors.append("server.shed_loop_lag_ms: must not be negative (0 turns it off)")
     if not 1 <= config.server.workers <= MAX_WORKERS:
         errors.append(f"server.workers: must be from 1 to {MAX_WORKERS}")
-    if config.server.shared_subjects < 1:
-        errors.append("server.shared_subjects: must be at least 1")
+    if not 1 <= config.server.shared_subjects <= MAX_SHARED_SUBJECTS:
+        # ~1 KiB of address space each in the limits table, touched only when used
+        errors.append(f"server.shared_subjects: must be from 1 to {MAX_SHARED_SUBJECTS:,}")
     if not config.store.data_dir:
         errors.append("store.data_dir: must not be empty")
     if not 0 < config.store.key_refresh_seconds <= 300:

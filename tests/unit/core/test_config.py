@@ -145,7 +145,7 @@ def test_worker_settings_are_checked() -> None:
         """
     )
     assert "server.workers: must be from 1 to 64" in errors
-    assert "server.shared_subjects: must be at least 1" in errors
+    assert "server.shared_subjects: must be from 1 to 1,048,576" in errors
     assert "server.workers: must be from 1 to 64" in _errors(
         "auth: {master_key: k}\nserver: {workers: 65}"
     )
