@@ -223,6 +223,7 @@ class Bench:
         self.ref: str | None = args.ref
         self.source = environment.export_src(args.ref, tmp) if args.ref else None
         self.gateway_args: list[str] = []  # more `skyroute serve` arguments (--workers N)
+        self.upstream_port: int | None = None  # the gateway's upstream, if not the emulator
 
     # -- processes ---------------------------------------------------------------------------
 
@@ -261,10 +262,11 @@ class Bench:
         self.emulator = self._start("emulator", emu, self.load_core)
         self.emulator.wait_for_log("listening on http://127.0.0.1", timeout=20)
         config = self.tmp / "gateway.yaml"
-        config.write_text(_gateway_config(self.emu_port, self.tmp / "data"))
+        upstream = self.emu_port if self.upstream_port is None else self.upstream_port
+        config.write_text(_gateway_config(upstream, self.tmp / "data"))
         self.gateway_key = create_bench_key(config, self._env())
         if self.gateway_key == MASTER_KEY:
-            config.write_text(_gateway_config(self.emu_port, None))
+            config.write_text(_gateway_config(upstream, None))
         self.gw_started = time.monotonic()
         gw = [skyroute, "serve", "--config", str(config), "--port", str(self.gw_port)]
         gw += self.gateway_args

@@ -9,7 +9,9 @@ Decided, and why:
 - **An anonymous shared mapping, made before the fork.** Every worker sees the same pages;
   nothing is on disk and nothing is left to clean up; a worker forked again after a crash
   maps the same pages.
-- **A POSIX record lock (``lockf``) on an unnamed temporary file** guards every change.
+- **A POSIX record lock (``lockf``) on an unnamed temporary file** guards every change
+  (``SharedLock``; the tables of one gateway share one, and a process may take it again
+  while it holds it, so a caller can make several changes for the price of one round trip).
   The kernel drops it when its holder dies, so a killed worker never wedges the others
   (a worker killed inside its few-microsecond critical section can leave one request
   miscounted, never a lock held). Record locks belong to a process, which is what is
@@ -32,6 +34,7 @@ from types import TracebackType
 from skyroute.core.errors import ServiceUnavailable
 
 _DIGEST_CELLS = 2
+_TRIES = 64  # non-blocking tries (~1 µs each) before waiting for the lock in the kernel
 _MASK = (1 << 64) - 1
 
 
@@ -40,24 +43,64 @@ class TableFull(ServiceUnavailable):
     until the gateway restarts with a larger ``server.shared_subjects``."""
 
 
+class SharedLock:
+    """The cross-process lock; taken again by the process holding it, it only counts.
+
+    Each process has its own copy of this object after the fork, so the count is per
+    process; the supervisor never takes the lock, so every worker starts at zero.
+    """
+
+    __slots__ = ("_depth", "_fd", "_file")
+
+    def __init__(self) -> None:
+        # Unnamed (O_TMPFILE): nothing to clean up; closed with the lock or by GC.
+        self._file = tempfile.TemporaryFile(prefix="skyroute-shared-")  # noqa: SIM115
+        self._fd = self._file.fileno()
+        self._depth = 0
+
+    def __enter__(self) -> None:
+        if self._depth == 0:
+            self._acquire()
+        self._depth += 1
+
+    def _acquire(self) -> None:
+        # Held for a few microseconds at a time, so a busy lock is usually free again
+        # after a few tries: asking again costs less than sleeping and being woken
+        # (measured with two workers: 12% of takes found it busy, waits fell from ~67 µs
+        # to a few). A holder that was preempted keeps it longer: then wait in the kernel.
+        fd = self._fd
+        for _ in range(_TRIES):
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except OSError:  # EAGAIN or EACCES: held by another process
+                pass
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class SharedTable:
     """``capacity`` records of ``record_cells`` cells each, shared with forked children.
 
-    ``with table:`` holds the cross-process lock; ``record(name)`` must be called under it.
+    ``with table:`` holds the cross-process lock (``lock``, or one of its own);
+    ``record(name)`` must be called under it.
     """
 
-    __slots__ = (
-        "_fd",
-        "_lockfile",
-        "_map",
-        "_records",
-        "_stride",
-        "capacity",
-        "cells",
-        "record_cells",
-    )
+    __slots__ = ("_lock", "_map", "_records", "_stride", "capacity", "cells", "record_cells")
 
-    def __init__(self, record_cells: int, capacity: int) -> None:
+    def __init__(self, record_cells: int, capacity: int, lock: SharedLock | None = None) -> None:
         if record_cells < 1 or capacity < 1:
             raise ValueError("need record_cells >= 1 and capacity >= 1")
         self.record_cells = record_cells
@@ -66,13 +109,15 @@ class SharedTable:
         # Untouched pages cost nothing: a table sized for many subjects stays small in RSS.
         self._map = mmap.mmap(-1, self._stride * capacity * 8, flags=mmap.MAP_SHARED)
         self.cells = memoryview(self._map).cast("q")
-        # Unnamed (O_TMPFILE): nothing to clean up; closed with the table or by GC.
-        self._lockfile = tempfile.TemporaryFile(prefix="skyroute-shared-")  # noqa: SIM115
-        self._fd = self._lockfile.fileno()
+        self._lock = SharedLock() if lock is None else lock
         self._records: dict[str, int] = {}
 
+    @property
+    def lock(self) -> SharedLock:
+        return self._lock
+
     def __enter__(self) -> SharedTable:
-        fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        self._lock.__enter__()
         return self
 
     def __exit__(
@@ -81,7 +126,7 @@ class SharedTable:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        fcntl.lockf(self._fd, fcntl.LOCK_UN)
+        self._lock.__exit__(kind, value, traceback)
 
     def record(self, name: str) -> int:
         """The index of the first cell of ``name``'s record, claiming one if it is new."""
@@ -120,9 +165,9 @@ class SharedTable:
                 yield base + _DIGEST_CELLS
 
     def close(self) -> None:
+        """Unmap the cells (the lock is closed by whoever made it, or with the table)."""
         self.cells.release()
         self._map.close()
-        self._lockfile.close()
 
 
 class CellWindow:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Literal, NamedTuple
 
 from skyroute.core.errors import ModelNotFound, QuotaExceeded, RateLimited
@@ -79,9 +80,13 @@ class Gate:
         *,
         clock: Callable[[], float],
         wall_clock: Callable[[], float],
+        hold: AbstractContextManager[object] | None = None,
     ) -> None:
+        """``hold``: the lock shared counters take (workers), held once across a request's
+        reservation and admission, and once across its two settlements."""
         self.limits = limits
         self.budgets = budgets
+        self._hold = hold
         self._clock = clock
         self._wall_clock = wall_clock
         self._subjects: dict[str, _Subjects] = {}
@@ -102,9 +107,22 @@ class Gate:
         subjects = self._subjects.get(key.id)
         if subjects is None or subjects.key is not key or subjects.team is not caller.team:
             subjects = self._remember(caller)
-        limit_subjects, budget_subjects = subjects.limits, subjects.budgets
-        if not limit_subjects and not budget_subjects:
+        if not subjects.limits and not subjects.budgets:
             return _FREE
+        if self._hold is None:
+            return self._take(subjects, prompt_tokens, max_tokens, price)
+        with self._hold:
+            return self._take(subjects, prompt_tokens, max_tokens, price)
+
+    def _take(
+        self,
+        subjects: _Subjects,
+        prompt_tokens: int,
+        max_tokens: int | None,
+        price: Price | None,
+    ) -> Ticket:
+        """Reserve the budget, then admit under the limits; neither or both."""
+        limit_subjects, budget_subjects = subjects.limits, subjects.budgets
         output = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
         reservation = None
         if budget_subjects:
@@ -143,6 +161,13 @@ class Gate:
         if ticket.closed:
             return
         ticket.closed = True
+        if self._hold is None:
+            self._settle(ticket, tokens, cost_micros)
+        else:
+            with self._hold:
+                self._settle(ticket, tokens, cost_micros)
+
+    def _settle(self, ticket: Ticket, tokens: int, cost_micros: int) -> None:
         admission = ticket.admission
         if admission is not None:
             if tokens:

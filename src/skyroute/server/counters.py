@@ -7,7 +7,7 @@ quotas. A worker builds its app with ``WorkerShare`` (the tables and its index).
 
 from __future__ import annotations
 
-from skyroute.core.shared_cells import CellWindow, SharedTable
+from skyroute.core.shared_cells import CellWindow, SharedLock, SharedTable
 from skyroute.governance.shared import (
     SharedBudgets,
     SharedLimits,
@@ -23,10 +23,14 @@ class SharedCounters:
     def __init__(self, *, workers: int, subjects: int, deployments: int) -> None:
         """``subjects``: keys and teams with limits or budgets that the tables can hold."""
         self.workers = workers
-        self.limits = SharedTable(limit_record_cells(_BUCKETS, workers), subjects)
-        self.budgets = SharedTable(budget_record_cells(workers), subjects)
+        # One lock for all three: the gate holds it once across a budget reservation and a
+        # limit admission (and once across both settlements), not once for each.
+        self.lock = SharedLock()
+        self.limits = SharedTable(limit_record_cells(_BUCKETS, workers), subjects, self.lock)
+        self.budgets = SharedTable(budget_record_cells(workers), subjects, self.lock)
         # rpm and tpm for each deployment, with room to spare for open addressing
-        self.quotas = SharedTable(CellWindow.cells_for(_BUCKETS), 4 * max(1, deployments))
+        deployment_records = 4 * max(1, deployments)
+        self.quotas = SharedTable(CellWindow.cells_for(_BUCKETS), deployment_records, self.lock)
 
 
 class WorkerShare:
@@ -34,6 +38,7 @@ class WorkerShare:
 
     def __init__(self, counters: SharedCounters, index: int) -> None:
         self.index = index
+        self.lock = counters.lock
         workers = counters.workers
         self.limits = SharedLimits(counters.limits, worker=index, workers=workers, buckets=_BUCKETS)
         self.budgets = SharedBudgets(counters.budgets, worker=index, workers=workers)

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skyroute.core.shared_cells import CellWindow, SharedTable, TableFull
+from skyroute.core.shared_cells import CellWindow, SharedLock, SharedTable, TableFull
 from skyroute.governance.limits import Window
 from tests.forks import finish, fork, reap, wait_readable
 
@@ -123,6 +123,36 @@ def test_the_lock_excludes_another_process(table: SharedTable) -> None:
     finally:
         os.close(signal_read)
         finish(children, time.monotonic() + 5.0)
+
+
+def test_tables_sharing_a_lock_nest_and_exclude_until_the_outer_release() -> None:
+    """The gate holds one lock across two tables: taking it again inside is free, and
+    another process waits until the outermost hold ends, not the inner one."""
+    lock = SharedLock()
+    limits, budgets = SharedTable(4, 8, lock), SharedTable(4, 8, lock)
+    with limits:
+        marker = limits.record("marker")
+    go_read, go_write = os.pipe()
+
+    def child() -> str:
+        os.close(go_write)
+        assert wait_readable(go_read, 3.0) == b"go"
+        with budgets:  # the other table, the same lock
+            return str(limits.cells[marker])
+
+    children = [fork(child)]
+    os.close(go_read)
+    try:
+        with limits:
+            with budgets:  # again, in the same process: no deadlock
+                limits.cells[marker] = 1
+            os.write(go_write, b"go")  # inner hold over, outer still on
+            time.sleep(0.3)
+            limits.cells[marker] = 2
+    finally:
+        os.close(go_write)
+        [seen] = finish(children, time.monotonic() + 5.0)
+    assert seen == "2", "the child got the lock when the inner hold ended"
 
 
 def test_a_holder_that_dies_does_not_wedge_the_others(table: SharedTable) -> None:

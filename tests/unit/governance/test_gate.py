@@ -147,3 +147,33 @@ def test_a_full_shared_table_refuses_with_503_and_holds_no_budget() -> None:
         )
     assert caught.value.status == 503 and "server.shared_subjects" in caught.value.message
     assert budgets.outstanding(BudgetSubject("key:k2", spec), NOW) == 0
+
+
+class _CountingHold:
+    def __init__(self) -> None:
+        self.taken = 0
+
+    def __enter__(self) -> None:
+        self.taken += 1
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def test_the_hold_is_taken_once_to_admit_and_once_to_settle_and_never_for_free() -> None:
+    """Workers share one lock for limits and budgets: a request takes it twice, not four
+    times, and a key with nothing to count never."""
+    hold = _CountingHold()
+    limits, budgets = MemoryLimits(), BudgetLedger()
+    gate = Gate(limits, budgets, clock=lambda: 0.0, wall_clock=lambda: NOW, hold=hold)
+    spec = BudgetSpec(limit_micros=1_000_000, period=Period.DAY)
+    ticket = gate.admit(
+        _caller(rpm=10, budget=spec), "m", prompt_tokens=1, max_tokens=1, price=PRICE
+    )
+    assert hold.taken == 1
+    gate.settle(ticket, tokens=2, cost_micros=3)
+    gate.settle(ticket, tokens=2, cost_micros=3)  # closed already: nothing to take
+    assert hold.taken == 2
+    free = gate.admit(Caller(MASTER), "m", prompt_tokens=1, max_tokens=1, price=PRICE)
+    gate.settle(free, tokens=2, cost_micros=3)
+    assert hold.taken == 2
