@@ -112,10 +112,6 @@ class SharedTable:
         self._lock = SharedLock() if lock is None else lock
         self._records: dict[str, int] = {}
 
-    @property
-    def lock(self) -> SharedLock:
-        return self._lock
-
     def __enter__(self) -> SharedTable:
         self._lock.__enter__()
         return self
