@@ -116,6 +116,27 @@ class BudgetBackend(Protocol):
     def outstanding(self, subject: BudgetSubject, now: float) -> int: ...
 
 
+class OpenReservations:
+    """The reservations a backend has made and not yet settled or released."""
+
+    __slots__ = ("_ids", "_open")
+
+    def __init__(self) -> None:
+        self._open: dict[int, Reservation] = {}
+        self._ids = itertools.count(1)
+
+    def open(self, amount_micros: int, holds: list[tuple[str, int]]) -> Reservation:
+        reservation = Reservation(
+            id=next(self._ids), amount_micros=amount_micros, holds=tuple(holds)
+        )
+        self._open[reservation.id] = reservation
+        return reservation
+
+    def close(self, reservation: Reservation) -> bool:
+        """False if it was closed already (a second settle or release does nothing)."""
+        return self._open.pop(reservation.id, None) is not None
+
+
 def over_budget(
     subject: BudgetSubject, committed: int, outstanding: int, need: int, now: float
 ) -> BudgetExceeded | None:
@@ -165,8 +186,7 @@ class BudgetLedger:
     def __init__(self) -> None:
         self._accounts: dict[str, _Account] = {}
         self._periods = PeriodStarts()
-        self._open: dict[int, Reservation] = {}
-        self._ids = itertools.count(1)
+        self._book = OpenReservations()
 
     def reserve(
         self, subjects: Sequence[BudgetSubject], amount_micros: int, now: float
@@ -185,11 +205,7 @@ class BudgetLedger:
             holds.append((subject.id, account.period_start))
         for account in accounts:  # every subject has room: only now is any changed
             account.outstanding += amount_micros
-        reservation = Reservation(
-            id=next(self._ids), amount_micros=amount_micros, holds=tuple(holds)
-        )
-        self._open[reservation.id] = reservation
-        return reservation
+        return self._book.open(amount_micros, holds)
 
     def settle(self, reservation: Reservation, actual_micros: int) -> bool:
         """Replace the reservation by the real cost. False if it was already closed."""
@@ -214,7 +230,7 @@ class BudgetLedger:
         return self._account(subject, now).outstanding
 
     def _close(self, reservation: Reservation, actual: int) -> bool:
-        if self._open.pop(reservation.id, None) is None:
+        if not self._book.close(reservation):
             return False
         amount = reservation.amount_micros
         accounts = self._accounts

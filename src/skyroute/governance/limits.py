@@ -72,6 +72,30 @@ class LimitBackend(Protocol):
     def release(self, admission: Admission) -> bool: ...
 
 
+class OpenAdmissions:
+    """The admissions a backend has made and not yet settled or released."""
+
+    __slots__ = ("_ids", "_open")
+
+    def __init__(self) -> None:
+        self._open: dict[int, Admission] = {}
+        self._ids = itertools.count(1)
+
+    def open(self, subjects: Sequence[LimitSubject], est_tokens: int, bucket: int) -> Admission:
+        admission = Admission(
+            id=next(self._ids),
+            subjects=tuple(s.id for s in subjects),
+            est_tokens=est_tokens,
+            bucket=bucket,
+        )
+        self._open[admission.id] = admission
+        return admission
+
+    def close(self, admission: Admission) -> bool:
+        """False if it was closed already (a second settle or release does nothing)."""
+        return self._open.pop(admission.id, None) is not None
+
+
 class Window:
     """Counts per absolute sub-window index, only the last ``buckets`` of them kept."""
 
@@ -163,8 +187,7 @@ class MemoryLimits:
         # The sub-window width, as every ``Window`` here computes it: one index for all.
         self._width = window / buckets
         self._states: dict[str, _State] = {}
-        self._open: dict[int, Admission] = {}
-        self._ids = itertools.count(1)
+        self._book = OpenAdmissions()
 
     def admit(
         self, subjects: Sequence[LimitSubject], now: float, est_tokens: int
@@ -180,20 +203,13 @@ class MemoryLimits:
             state.requests.add_at(current, 1)
             state.tokens.add_at(current, est_tokens)
             state.parallel += 1
-        admission = Admission(
-            id=next(self._ids),
-            subjects=tuple(s.id for s in subjects),
-            est_tokens=est_tokens,
-            bucket=current,
-        )
-        self._open[admission.id] = admission
-        return admission
+        return self._book.open(subjects, est_tokens, current)
 
     def settle(self, admission: Admission, now: float, actual_tokens: int) -> bool:
         """Correct the token estimate to the real count and free the parallel slot."""
         if actual_tokens < 0:
             raise ValueError("actual_tokens must not be negative")
-        if self._open.pop(admission.id, None) is None:
+        if not self._book.close(admission):
             return False
         delta = actual_tokens - admission.est_tokens
         bucket = admission.bucket
@@ -209,7 +225,7 @@ class MemoryLimits:
 
     def release(self, admission: Admission) -> bool:
         """The request produced no usage: give back its token estimate and its slot."""
-        if self._open.pop(admission.id, None) is None:
+        if not self._book.close(admission):
             return False
         for subject_id in admission.subjects:
             state = self._states[subject_id]

@@ -20,7 +20,6 @@ Decided, and why:
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 
@@ -28,11 +27,18 @@ from skyroute.core.shared_cells import CellWindow, SharedTable
 from skyroute.governance.budget import (
     BudgetExceeded,
     BudgetSubject,
+    OpenReservations,
     PeriodStarts,
     Reservation,
     over_budget,
 )
-from skyroute.governance.limits import Admission, Denied, LimitSubject, longest_refusal
+from skyroute.governance.limits import (
+    Admission,
+    Denied,
+    LimitSubject,
+    OpenAdmissions,
+    longest_refusal,
+)
 
 
 class _Counters:
@@ -85,8 +91,7 @@ class SharedLimits:
         self._buckets = buckets
         self._width = window / buckets
         self._counters: dict[str, _Counters] = {}
-        self._open: dict[int, Admission] = {}
-        self._ids = itertools.count(1)
+        self._book = OpenAdmissions()
 
     def admit(
         self, subjects: Sequence[LimitSubject], now: float, est_tokens: int
@@ -103,19 +108,12 @@ class SharedLimits:
                 counters.requests.add_at(current, 1)
                 counters.tokens.add_at(current, est_tokens)
                 counters.occupy(self._worker, 1)
-        admission = Admission(
-            id=next(self._ids),
-            subjects=tuple(s.id for s in subjects),
-            est_tokens=est_tokens,
-            bucket=current,
-        )
-        self._open[admission.id] = admission
-        return admission
+        return self._book.open(subjects, est_tokens, current)
 
     def settle(self, admission: Admission, now: float, actual_tokens: int) -> bool:
         if actual_tokens < 0:
             raise ValueError("actual_tokens must not be negative")
-        if self._open.pop(admission.id, None) is None:
+        if not self._book.close(admission):
             return False
         delta = actual_tokens - admission.est_tokens
         bucket = admission.bucket
@@ -131,7 +129,7 @@ class SharedLimits:
         return True
 
     def release(self, admission: Admission) -> bool:
-        if self._open.pop(admission.id, None) is None:
+        if not self._book.close(admission):
             return False
         with self._table:
             for subject_id in admission.subjects:
@@ -187,8 +185,7 @@ class SharedBudgets:
         self._worker = worker
         self._workers = workers
         self._periods = PeriodStarts()
-        self._open: dict[int, Reservation] = {}
-        self._ids = itertools.count(1)
+        self._book = OpenReservations()
 
     def reserve(
         self, subjects: Sequence[BudgetSubject], amount_micros: int, now: float
@@ -211,11 +208,7 @@ class SharedBudgets:
             mine = _OUTSTANDING + self._worker
             for base in bases:  # every subject has room: only now is any changed
                 cells[base + mine] += amount_micros
-        reservation = Reservation(
-            id=next(self._ids), amount_micros=amount_micros, holds=tuple(holds)
-        )
-        self._open[reservation.id] = reservation
-        return reservation
+        return self._book.open(amount_micros, holds)
 
     def settle(self, reservation: Reservation, actual_micros: int) -> bool:
         if actual_micros < 0:
@@ -246,7 +239,7 @@ class SharedBudgets:
                 self._cells[base + _OUTSTANDING + worker] = 0
 
     def _close(self, reservation: Reservation, actual: int) -> bool:
-        if self._open.pop(reservation.id, None) is None:
+        if not self._book.close(reservation):
             return False
         amount = reservation.amount_micros
         cells = self._cells
