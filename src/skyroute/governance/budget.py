@@ -138,15 +138,12 @@ class OpenReservations:
 
 
 def over_budget(
-    subject: BudgetSubject, committed: int, outstanding: int, need: int, now: float
-) -> BudgetExceeded | None:
-    """The refusal when ``need`` more does not fit ``subject``'s budget, else None."""
-    limit = subject.spec.limit_micros
-    if committed + outstanding + need <= limit:
-        return None
+    subject: BudgetSubject, committed: int, outstanding: int, now: float
+) -> BudgetExceeded:
+    """The refusal for ``subject``, whose budget has no room left."""
     return BudgetExceeded(
         subject=subject.id,
-        limit_micros=limit,
+        limit_micros=subject.spec.limit_micros,
         committed_micros=committed,
         outstanding_micros=outstanding,
         resets_at=period_bounds(subject.spec.period, now)[1],
@@ -198,9 +195,9 @@ class BudgetLedger:
         holds = []
         for subject in subjects:
             account = self._account(subject, now)
-            refused = over_budget(subject, account.committed, account.outstanding, need, now)
-            if refused is not None:
-                return refused
+            committed, outstanding = account.committed, account.outstanding
+            if committed + outstanding + need > subject.spec.limit_micros:
+                return over_budget(subject, committed, outstanding, now)
             accounts.append(account)
             holds.append((subject.id, account.period_start))
         for account in accounts:  # every subject has room: only now is any changed

@@ -200,9 +200,8 @@ class SharedBudgets:
             for subject in subjects:
                 base = self._account(subject, now)
                 committed, outstanding = cells[base + _COMMITTED], self._outstanding(base)
-                refused = over_budget(subject, committed, outstanding, need, now)
-                if refused is not None:
-                    return refused
+                if committed + outstanding + need > subject.spec.limit_micros:
+                    return over_budget(subject, committed, outstanding, now)
                 bases.append(base)
                 holds.append((subject.id, cells[base + _START]))
             mine = _OUTSTANDING + self._worker
